@@ -1,0 +1,25 @@
+"""`tumorsearch bench <what>`: measurements whose figures go to docs/ (each accepts --json PATH)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHES = {
+    "vectorstore": ("services.bench.vectorstore", "embedded vector store engines at scale: upsert, filtered query, SIGKILL"),
+    "broker": ("services.bench.broker", "Celery broker options for one machine: start-up, throughput, redelivery"),
+}
+
+
+def command(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: tumorsearch bench {" + ",".join(BENCHES) + "} [--json PATH] ...\n")
+        for name, (_, summary) in BENCHES.items():
+            print(f"  {name:12s} {summary}")
+        return 0
+    if argv[0] not in BENCHES:
+        print(f"tumorsearch bench: unknown benchmark {argv[0]!r}; expected one of {', '.join(BENCHES)}",
+              file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHES[argv[0]][0])
+    return int(module.command(argv[1:]) or 0)
