@@ -46,10 +46,12 @@ def _nested_values(model: type[BaseModel], environ: Mapping[str, str]) -> dict[s
         if path[0] not in model.model_fields:
             continue
         node = data
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1]):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise SettingsError(f"{key}: {PREFIX}{part.upper()} is a value, not a section with keys")
+                raise SettingsError(f"{key}: {env_name(tuple(path[:depth + 1]))} is a value, not a section")
+        if isinstance(node.get(path[-1]), dict):
+            raise SettingsError(f"{key}: expected keys below it ({key}__…), found a value for a section")
         node[path[-1]] = value
     return data
 
@@ -64,5 +66,14 @@ def _explain(error: ValidationError, environ: Mapping[str, str]) -> str:
             lines.append(f"{name}: not a known setting (misspelt? see docs/configuration.md)")
         else:
             found = environ.get(name, problem.get("input"))
-            lines.append(f"{name}: expected {problem['msg'].lower()}; found {found!r}")
+            lines.append(f"{name}: expected {_expectation(problem['msg'])}; found {found!r}")
     return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def _expectation(message: str) -> str:
+    # pydantic says "Input should be a valid integer, …" or "String should match pattern '…'".
+    if message.startswith("Input should be "):
+        return message[len("Input should be "):]
+    if message.startswith("String should "):
+        return "a string that " + message[len("String should "):].replace("match ", "matches ", 1)
+    return message[0].lower() + message[1:]

@@ -5,6 +5,7 @@ Defaults are for one machine (`make run`); deployments override them through the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -42,3 +43,13 @@ class VectorStoreSettings(Section):
                     "`tumorsearch vectorstore` serves on one machine.")
     api_key: SecretStr | None = Field(None, description="Qdrant API key, if the server requires one.")
     timeout_s: float = Field(10.0, gt=0, description="Seconds one vector store request may take.")
+
+
+class ProgramSettings(BaseModel):
+    """What every program has: the data folder and logging. Programs add their own sections."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(Path("var"), description="Folder holding all data of one installation (studies, outbox, "
+                                                "embedded broker and vector store).")
+    log: LogSettings = LogSettings()

@@ -1,0 +1,147 @@
+"""The embedded vector store behind the subset of Qdrant's REST API that qdrant-client uses for
+TumorSearch, so the worker and the gateway run the same client code on one machine as against a
+Qdrant server in production. One lock serialises access: the engine is single-process and writes
+are rare (one per study)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from services.vectorhost import qdrant_json as qj
+from shared.vectorstore.base import CollectionMissing
+
+api = Blueprint("qdrant", __name__)
+SERVER_TITLE = "tumorsearch embedded vector store (qdrant-edge)"
+
+
+def create_app(store, client_version: str) -> Flask:
+    app = Flask("tumorsearch.vectorhost")
+    app.extensions["store"] = store
+    app.extensions["lock"] = threading.RLock()
+    app.extensions["version"] = client_version
+    app.register_blueprint(api)
+    app.register_error_handler(Exception, _error)
+    return app
+
+
+def _store():
+    return current_app.extensions["store"]
+
+
+def _ok(result: Any, started: float):
+    return jsonify(result=result, status="ok", time=time.perf_counter() - started)
+
+
+def _error(error: Exception):
+    if isinstance(error, HTTPException):
+        status, text = error.code or 500, error.description
+    elif isinstance(error, CollectionMissing):
+        status, text = 404, str(error)
+    elif isinstance(error, (qj.Unsupported, ValueError, KeyError, TypeError)):
+        status, text = 400, f"{type(error).__name__}: {error}"
+    else:
+        current_app.logger.exception("vector store request failed")
+        status, text = 500, f"{type(error).__name__}: {error}"
+    response = jsonify(status={"error": text}, time=0.0)
+    response.status_code = status
+    return response
+
+
+@api.get("/")
+def root():
+    # qdrant-client compares this version with its own before talking to a server.
+    return jsonify(title=SERVER_TITLE, version=current_app.extensions["version"])
+
+
+@api.get("/healthz")
+@api.get("/readyz")
+@api.get("/livez")
+def health():
+    return "healthz check passed"
+
+
+@api.get("/collections/<name>/exists")
+def exists(name: str):
+    started = time.perf_counter()
+    with current_app.extensions["lock"]:
+        return _ok({"exists": _store().collection_exists(name)}, started)
+
+
+@api.get("/collections/<name>")
+def get_collection(name: str):
+    started = time.perf_counter()
+    with current_app.extensions["lock"]:
+        spec = _store().spec(name)
+        return _ok(qj.collection_info(spec, _store().count(name)), started)
+
+
+@api.put("/collections/<name>")
+def create_collection(name: str):
+    started = time.perf_counter()
+    with current_app.extensions["lock"]:
+        _store().ensure_collection(qj.spec_from_create(name, request.get_json(force=True)))
+    return _ok(True, started)
+
+
+@api.put("/collections/<name>/index")
+def create_index(name: str):
+    # Exact search over a filtered scan needs no payload index in the embedded engine; accept and say so.
+    started = time.perf_counter()
+    with current_app.extensions["lock"]:
+        _store().spec(name)
+    return _ok({"operation_id": 0, "status": "completed"}, started)
+
+
+@api.put("/collections/<name>/points")
+def upsert(name: str):
+    started = time.perf_counter()
+    with current_app.extensions["lock"]:
+        spec = _store().spec(name)
+        _store().upsert(name, qj.points_from_upsert(request.get_json(force=True), spec))
+    return _ok({"operation_id": 0, "status": "completed"}, started)
+
+
+@api.post("/collections/<name>/points/delete")
+def delete(name: str):
+    started = time.perf_counter()
+    body = request.get_json(force=True)
+    if "filter" not in body:
+        raise qj.Unsupported("delete: expected a `filter` selector (delete by filter)")
+    with current_app.extensions["lock"]:
+        _store().delete(name, qj.filter_from_json(body["filter"]) or qj.Filter())
+    return _ok({"operation_id": 0, "status": "completed"}, started)
+
+
+@api.post("/collections/<name>/points/query")
+def query(name: str):
+    started = time.perf_counter()
+    body = request.get_json(force=True)
+    with current_app.extensions["lock"]:
+        spec = _store().spec(name)
+        hits = _store().search(name, qj.query_vector(body, spec), int(body.get("limit", 10)),
+                               qj.filter_from_json(body.get("filter")))
+    return _ok(qj.scored_json(hits), started)
+
+
+@api.post("/collections/<name>/points")
+def retrieve(name: str):
+    started = time.perf_counter()
+    body = request.get_json(force=True)
+    with current_app.extensions["lock"]:
+        spec = _store().spec(name)
+        records = _store().retrieve(name, [str(i) for i in body.get("ids", [])])
+    with_vector = bool(body.get("with_vector"))
+    return _ok([qj.record_json(r, spec, with_vector) for r in records], started)
+
+
+@api.post("/collections/<name>/points/count")
+def count(name: str):
+    started = time.perf_counter()
+    body = request.get_json(silent=True) or {}
+    with current_app.extensions["lock"]:
+        return _ok({"count": _store().count(name, qj.filter_from_json(body.get("filter")))}, started)
