@@ -37,20 +37,32 @@ class Child:
         """The exit code if the child has ended, else None."""
         return self.process.poll() if self.process else None
 
-    def stop(self, timeout_s: float) -> None:
-        """SIGTERM the child's group, wait up to timeout_s, then SIGKILL the group; always reap."""
+    def terminate(self) -> None:
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+
+    def reap(self, deadline: float) -> None:
+        """Wait until `deadline` (monotonic) for the child, then SIGKILL its group; always reap."""
         if self.process is None:
             return
-        _signal_group(self.process.pid, signal.SIGTERM)
         try:
-            code = self.process.wait(timeout=timeout_s)
+            code = self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log.warning("did not stop in time; killing", extra={"child": self.name, "timeout_s": timeout_s})
+            log.warning("did not stop in time; killing", extra={"child": self.name})
             _signal_group(self.process.pid, signal.SIGKILL)
             code = self.process.wait()
         # The leader may be gone while members of its group (pool processes) linger: end them too.
         _signal_group(self.process.pid, signal.SIGKILL)
         log.info("stopped", extra={"child": self.name, "exit_code": code})
+
+
+def stop_all(children: list[Child], timeout_s: float) -> None:
+    """SIGTERM every child in the given order at once, then give them `timeout_s` in total."""
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + timeout_s
+    for child in children:
+        child.reap(deadline)
 
 
 def program(name: str, env: dict[str, str]) -> Child:

@@ -14,7 +14,7 @@ import os
 import socket
 from pathlib import Path
 
-from services.launcher.children import Child, program, wait_until
+from services.launcher.children import Child, program, stop_all, wait_until
 from services.launcher.settings import RunSettings
 from shared.broker.embedded import EmbeddedBroker
 from shared.config.startup import settings_or_exit
@@ -44,9 +44,9 @@ def command(argv: list[str]) -> int:
         log.info("ready", extra={"home": str(home), "broker": broker.url, "pid": os.getpid()})
         return supervise(children, stopping)
     finally:
-        for child in reversed(children):
-            child.stop(settings.run.stop_timeout_s)
-        broker.stop(timeout_s=settings.run.stop_timeout_s)
+        # Listener first (nothing new arrives), broker last (what is in flight can still be acknowledged).
+        stop_all(list(reversed(children)), settings.run.stop_timeout_s)
+        broker.stop(timeout_s=2.0)
         log.info("all stopped")
 
 

