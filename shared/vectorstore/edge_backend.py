@@ -134,7 +134,7 @@ class EdgeStore(VectorStore):
         edge_points = [qe.Point(
             filters.point_id(p.id),
             {spec.vector_name: filters.vector_list(p.vector, spec.size, f"vector of point {p.id}")},
-            p.payload) for p in points]
+            filters.json_payload(p.payload)) for p in points]
         shard.update(qe.UpdateOperation.upsert_points(edge_points))
         shard.flush()  # durable on return, as the facade promises, not only once the WAL is replayed
 

@@ -72,6 +72,19 @@ def vector_list(vector: Sequence[float], size: int, what: str = "vector") -> lis
     return array.tolist()
 
 
+def json_payload(value: Any) -> Any:
+    """The payload as JSON will hold it, the same in every engine: tuples become lists, and floats keep 15
+    significant digits, because qdrant-edge 0.9 parses about one 17-digit float in ten one ulp off, while
+    15 digits always read back exactly."""
+    if isinstance(value, float):
+        return float(f"{value:.15g}")
+    if isinstance(value, dict):
+        return {str(k): json_payload(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_payload(v) for v in value]
+    return value
+
+
 def similarity(score: float, distance: str) -> float:
     """Qdrant returns a distance for Euclid (lower is closer); the facade promises higher is closer."""
     return -float(score) if distance == "Euclid" else float(score)
@@ -112,7 +125,8 @@ def _range_bounds(cond: Range) -> tuple[float | None, float | None]:
 def _as_range(cond: Condition) -> Range | None:
     """Neither engine matches floats by value: a float Match becomes the one-point range [v, v]."""
     if isinstance(cond, Match) and isinstance(cond.value, float):
-        return Range(cond.key, gte=cond.value, lte=cond.value)
+        value = json_payload(cond.value)  # the value as it was stored
+        return Range(cond.key, gte=value, lte=value)
     return cond if isinstance(cond, Range) else None
 
 

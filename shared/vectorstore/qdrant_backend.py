@@ -109,7 +109,7 @@ class QdrantStore(VectorStore):
         structs = [models.PointStruct(
             id=filters.point_id(p.id),
             vector={shape.vector_name: filters.vector_list(p.vector, shape.size, f"vector of point {p.id}")},
-            payload=p.payload) for p in points]
+            payload=filters.json_payload(p.payload)) for p in points]
         with self._missing_as(collection):
             self._client.upsert(collection, structs, wait=True)
 

@@ -13,6 +13,7 @@ import uuid
 import numpy as np
 import pytest
 
+from shared.vectorstore.filters import json_payload
 from shared.vectorstore import CollectionMissing, CollectionSpec, EdgeStore, Filter, Match, MatchAny, PointRecord, \
     QdrantStore, Range, StoreLocked, VectorStore
 
@@ -147,8 +148,10 @@ def test_restart_keeps_the_data(tmp_path, engine):
     try:
         assert store.collection_exists("tumors__test")
         assert store.count("tumors__test") == count == sum(p.payload["fold"] != 4 for p in points)
-        assert store.search("tumors__test", points[0].vector, 10, Filter(must_not=(Match("fold", 5),))) == before
-        assert [r.payload for r in store.retrieve("tumors__test", [points[1].id])] == [points[1].payload]
+        after = store.search("tumors__test", points[0].vector, 10, Filter(must_not=(Match("fold", 5),)))
+        assert [(h.id, h.payload) for h in after] == [(h.id, h.payload) for h in before]
+        assert np.allclose([h.score for h in after], [h.score for h in before], atol=1e-5)
+        assert [r.payload for r in store.retrieve("tumors__test", [points[1].id])] == [json_payload(points[1].payload)]
         store.ensure_collection(_spec())  # reopening through ensure keeps the data too
         assert store.count("tumors__test") == count
     finally:

@@ -101,3 +101,9 @@ def test_specs_and_names_are_checked():
 def test_empty_delete_filter_is_refused():
     with pytest.raises(ValueError, match="refusing to touch every point"):
         filters.require_conditions(Filter(), "delete from 'c'")
+
+
+def test_payloads_are_stored_as_json_with_15_significant_digits():
+    payload = {"size_mm3": 912.7555772777217, "centroid_mm": (1.0, 2.5, 28.319671145462966), "fold": 3, "t": "g"}
+    assert filters.json_payload(payload) == {"size_mm3": 912.755577277722, "centroid_mm": [1.0, 2.5, 28.319671145463],
+                                             "fold": 3, "t": "g"}
