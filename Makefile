@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 run: setup
 	@bash deploy/local/system-packages.sh run
-	$(VENV)/bin/tumorsearch run
+	TUMORSEARCH_LOG__FORMAT=$${TUMORSEARCH_LOG__FORMAT:-text} $(VENV)/bin/tumorsearch run
 
 test: setup
 	@bash deploy/local/system-packages.sh test

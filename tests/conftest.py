@@ -81,6 +81,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     message = "processes started by tests were still running at session end (now killed):\n  " + "\n  ".join(leftovers)
     if reporter is not None:
+        reporter.write("\n")
         reporter.write_sep("!", "LEAKED PROCESSES", red=True)
         reporter.write_line(message)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED

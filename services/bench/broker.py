@@ -52,6 +52,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help=f"comma-separated, from {', '.join(OPTIONS + EXTRA_OPTIONS)}")
     parser.add_argument("--visibility-timeout", type=int, default=10,
                         help="seconds; short here so the redelivery of a killed worker's task is measurable")
+    parser.add_argument("--polling-interval", type=float, default=0.05,
+                        help="seconds; sleep of the polling transports (filesystem, sqlite) after an empty poll")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     args.options = [name.strip() for name in args.options.split(",") if name.strip()]
@@ -95,7 +97,8 @@ def throughput(app: Celery, worker: BenchWorker, work: Path, tasks: int) -> dict
     for index in range(tasks):
         app.send_task(broker_tasks.NOOP, args=[str(done), index])
     published = time.monotonic() - start
-    with tqdm(total=tasks, desc="  consumed", unit="task", file=sys.stderr, leave=False) as progress:
+    with tqdm(total=tasks, desc="  consumed", unit="task", file=sys.stderr, leave=False,
+              mininterval=1.0) as progress:
         waited = wait_for_lines(done, tasks, 60 + tasks * 0.5, worker, progress)
     if waited is None:
         raise RuntimeError(f"expected {tasks} tasks consumed, found {count_lines(done)} after the wait")
@@ -131,13 +134,14 @@ def _round(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 3)
 
 
-def measure(name: str, tasks: int, visibility_s: int) -> dict[str, Any]:
+def measure(name: str, tasks: int, visibility_s: int, polling_s: float) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"bench-broker-{name}-"))
     broker = worker = None
     try:
         broker = start_broker(name, work)
-        environment = broker_tasks.worker_environment(broker.url, visibility_s, broker.transport_options)
-        app = broker_tasks.configure(Celery(f"bench-{name}"), broker.url, visibility_s, broker.transport_options)
+        environment = broker_tasks.worker_environment(broker.url, visibility_s, broker.transport_options, polling_s)
+        app = broker_tasks.configure(Celery(f"bench-{name}"), broker.url, visibility_s, broker.transport_options,
+                                     polling_s)
         result: dict[str, Any] = {"software": broker.binary, "server_start_s": round(broker.server_start_s, 3),
                                   "first_publish_s": round(first_publish(app, work), 3)}
         spawned = time.monotonic()
@@ -173,12 +177,14 @@ def machine() -> dict[str, Any]:
 
 def command(argv: list[str]) -> int:
     args = parse(argv)
-    report: dict[str, Any] = {"machine": machine(), "tasks": args.tasks, "visibility_timeout_s": args.visibility_timeout,
+    report: dict[str, Any] = {"machine": machine(), "tasks": args.tasks,
+                              "visibility_timeout_s": args.visibility_timeout,
+                              "polling_interval_s": args.polling_interval,
                               "worker": "celery worker --pool prefork --concurrency 1", "options": {}}
     failed = False
     for name in tqdm(args.options, desc="broker options", unit="option", file=sys.stderr):
         try:
-            report["options"][name] = measure(name, args.tasks, args.visibility_timeout)
+            report["options"][name] = measure(name, args.tasks, args.visibility_timeout, args.polling_interval)
         except Exception as error:  # one option failing must not lose the others' figures
             failed = True
             report["options"][name] = {"error": f"{type(error).__name__}: {error}"}

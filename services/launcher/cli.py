@@ -20,6 +20,8 @@ SUMMARIES = {
     "gateway": "HTTP API and web page for similar-case search",
     "vectorstore": "serve the embedded vector store to the other programs of one machine",
     "bench": "measurements: `bench vectorstore`, `bench broker`",
+    "train": "train the multitask tumour model on the figshare folds",
+    "evaluate": "retrieval mAP, Dice and the paper's criteria of a checkpoint on a test fold",
 }
 
 

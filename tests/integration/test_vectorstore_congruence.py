@@ -13,11 +13,13 @@ import uuid
 import numpy as np
 import pytest
 
-from shared.vectorstore.filters import json_payload
 from shared.vectorstore import CollectionMissing, CollectionSpec, EdgeStore, Filter, Match, MatchAny, PointRecord, \
     QdrantStore, Range, StoreLocked, VectorStore
+from shared.vectorstore.filters import json_payload
 
-pytestmark = pytest.mark.integration
+# local mode's notices that it ignores search params and payload indexes (a server needs both)
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Local mode performs exact"),
+              pytest.mark.filterwarnings("ignore:Payload indexes have no effect")]
 
 DIM = 8
 TYPES = ("glioma", "meningioma", "pituitary")

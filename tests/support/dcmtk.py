@@ -25,7 +25,9 @@ class DcmtkError(RuntimeError):
 
 def run_tool(tool: Path, args: Sequence[str], *, timeout: float, check: bool) -> subprocess.CompletedProcess:
     if not tool.is_file():
-        raise FileNotFoundError(f"expected dcmtk's {tool}; not found. Install with: bash deploy/local/system-packages.sh test")
+        raise FileNotFoundError(
+            f"expected dcmtk's {tool}; not found. Install with: bash deploy/local/system-packages.sh test"
+        )
     # TCP_NODELAY: dcmtk reads it from the environment; without it small PDUs wait on Nagle's algorithm.
     env = {**os.environ, "TCP_NODELAY": "1"}
     argv = [str(tool), *args]

@@ -1,0 +1,1 @@
+"""tumorsearch train / evaluate: the model commands (import torch)."""

@@ -1,0 +1,54 @@
+"""`tumorsearch train`: train the multitask network on the figshare folds (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from services.modeling.common import DEFAULT_DATA, code_version
+from services.modeling.settings import ModelSettings
+from shared.config.startup import settings_or_exit
+from shared.model.config import TrainConfig
+from shared.model.device import pick_device
+from shared.model.figshare import load_figshare
+from shared.model.tasks import ALL_TASKS, parse_tasks
+from shared.model.training import train
+
+
+def parser() -> argparse.ArgumentParser:
+    defaults = TrainConfig()
+    p = argparse.ArgumentParser(prog="tumorsearch train", description="Train the multitask tumour model. "
+                                "Resumes from --out when it holds an unfinished run of the same configuration.")
+    p.add_argument("--data", type=Path, default=None, help=f"figshare folder (default {DEFAULT_DATA})")
+    p.add_argument("--test-fold", type=int, default=defaults.test_fold, help="fold kept out (1-5; 0 = none)")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder (written after every epoch)")
+    p.add_argument("--tasks", default=",".join(ALL_TASKS), help=f"subset of {','.join(ALL_TASKS)}")
+    p.add_argument("--channels", type=int, default=defaults.channels, help="backbone channels = embedding size")
+    p.add_argument("--blocks", type=int, default=defaults.blocks, help="ResBlocks in the backbone")
+    p.add_argument("--size", type=int, default=defaults.size, help="training grid in pixels (multiple of 4)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--metric-weight", type=float, default=defaults.metric_weight,
+                   help="weight of the supervised-contrastive term (0 = off)")
+    p.add_argument("--projection", type=int, default=0, help="learned projection size (0 = raw RoiPool)")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation (ablation)")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
+    return p
+
+
+def command(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    settings = settings_or_exit(ModelSettings, os.environ, "train")
+    config = TrainConfig(tasks=parse_tasks(args.tasks), channels=args.channels, blocks=args.blocks, size=args.size,
+                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         metric_weight=args.metric_weight, projection=args.projection,
+                         augment=not args.no_augment, seed=args.seed, test_fold=args.test_fold)
+    data = load_figshare(args.data or settings.figshare_dir, config.size, limit=args.limit)
+    device = pick_device(settings.device)
+    card = train(config, data, args.out, device, code_version(),
+                 on_epoch=lambda h: print(f"epoch {h['epoch']}: loss {h['loss']:.4f} ({h['seconds']} s)", flush=True))
+    print(f"checkpoint {args.out} ({card['model_version']}), {card['epochs_done']} epochs")
+    return 0

@@ -1,0 +1,52 @@
+"""Batch augmentation on tensors: random affine (rotation, scale, shift, mirror) applied identically to
+images and masks, and intensity jitter. Labels that depend on geometry (box, size, position) are
+derived again from the transformed mask by the caller, so they stay true."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    rotate_deg: float = 15.0
+    scale: float = 0.15
+    shift: float = 0.08
+    mirror: bool = True
+    gamma: float = 0.3
+    contrast: float = 0.15
+
+
+def augment_batch(images: torch.Tensor, masks: torch.Tensor, aug: Augmentation,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """images (N,1,H,W) in [-1,1], masks (N,1,H,W) float 0/1 -> transformed copies."""
+    n = images.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=generator)
+
+    angle = uniform(-aug.rotate_deg, aug.rotate_deg) * math.pi / 180
+    scale = 1 + uniform(-aug.scale, aug.scale)
+    mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if aug.mirror else torch.ones(n)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * mirror, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin * mirror, cos
+    theta[:, 0, 2], theta[:, 1, 2] = uniform(-aug.shift, aug.shift) * 2, uniform(-aug.shift, aug.shift) * 2
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    # Outside the image is background: -1 after normalisation.
+    moved = F.grid_sample(images + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+    moved_masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5)
+    return _intensity(moved, aug, generator), moved_masks.float()
+
+
+def _intensity(images: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
+    n = images.shape[0]
+    gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * aug.gamma)
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * aug.contrast
+    unit = ((images + 1) / 2).clamp(0, 1) ** gamma
+    return ((unit - 0.5) * contrast * 2).clamp(-1, 1)

@@ -1,0 +1,53 @@
+"""Everything that defines a training run; stored in the model card so a run can be reproduced."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from shared.model.tasks import ALL_TASKS, CLASSIFICATION_TASKS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    tasks: tuple[str, ...] = ALL_TASKS
+    channels: int = 64
+    blocks: int = 4
+    size: int = 128                 # training grid (pixels); the spacing follows from the source grid
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    metric_weight: float = 0.5      # supervised contrastive on tumour type; 0 turns it off
+    projection: int = 0             # learned linear projection of the RoiPool vector; 0 = none
+    augment: bool = True
+    seed: int = 0
+    test_fold: int = 5
+    train_folds: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.size % 4:
+            raise ValueError(f"size: expected a multiple of 4 (the backbone's stride), found {self.size}")
+        if self.test_fold not in range(0, 6):
+            raise ValueError(f"test fold: expected 1..5 (0 = train on all folds), found {self.test_fold}")
+
+    @property
+    def folds(self) -> tuple[int, ...]:
+        return self.train_folds or tuple(f for f in range(1, 6) if f != self.test_fold)
+
+    @property
+    def classification_tasks(self) -> dict[str, int]:
+        return {t: len(CLASSIFICATION_TASKS[t].classes) for t in self.tasks if t in CLASSIFICATION_TASKS}
+
+    def to_json(self) -> dict:
+        """Plain JSON types (lists, not tuples), so a card read back compares equal."""
+        data = asdict(self)
+        data["tasks"] = list(self.tasks)
+        data["train_folds"] = list(self.folds)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        data["tasks"] = tuple(data["tasks"])
+        data["train_folds"] = tuple(data.get("train_folds", ()))
+        return cls(**data)

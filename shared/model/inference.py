@@ -1,0 +1,89 @@
+"""Run a trained network over 2D images: the predicted mask, the automatic tumour box (largest
+connected component of the mask), and embeddings and task probabilities for given or found boxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from shared.model.device import autocast
+from shared.model.network import PisovNet
+
+THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Predictions:
+    masks: np.ndarray               # (N, H, W) bool, predicted tumour
+    auto_boxes: np.ndarray          # (N, 4) int, -1 where nothing was found
+    embeddings: dict[str, np.ndarray]   # "expert"/"auto" -> (N, D) float32 (NaN rows where no box)
+    probabilities: dict[str, np.ndarray]  # task -> (N, classes), from the expert boxes (or auto if none)
+
+
+def largest_component_box(mask: np.ndarray, min_pixels: int = 1) -> tuple[int, ...] | None:
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return None
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    best = int(np.argmax(sizes)) + 1
+    if sizes[best - 1] < min_pixels:
+        return None
+    slices = ndimage.find_objects((labels == best).astype(np.int32))[0]
+    return tuple(s.start for s in slices) + tuple(s.stop for s in slices)
+
+
+@torch.no_grad()
+def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None, device: torch.device,
+            batch_size: int = 64, bf16: bool = True) -> Predictions:
+    model.eval()
+    masks, autos, embeddings, probabilities = [], [], {"expert": [], "auto": []}, {}
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[start:start + batch_size])[:, None].to(device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, enabled=bf16):
+            features = model.features(x)
+            logits = model.segment(features, x.shape[2:])
+        features = features.float()
+        mask = (torch.sigmoid(logits.float())[:, 0] > THRESHOLD).cpu().numpy()
+        boxes = [largest_component_box(m) for m in mask]
+        auto = np.array([b if b is not None else (-1, -1, -1, -1) for b in boxes])
+        masks.append(mask)
+        autos.append(auto)
+        embeddings["auto"].append(_embed(model, features, auto))
+        chosen = auto if expert_boxes is None else expert_boxes[start:start + batch_size]
+        if expert_boxes is not None:
+            embeddings["expert"].append(_embed(model, features, chosen))
+        for task, probs in _probabilities(model, features, chosen).items():
+            probabilities.setdefault(task, []).append(probs)
+    return Predictions(
+        masks=np.concatenate(masks), auto_boxes=np.concatenate(autos),
+        embeddings={k: np.concatenate(v) for k, v in embeddings.items() if v},
+        probabilities={k: np.concatenate(v) for k, v in probabilities.items()})
+
+
+def _embed(model: PisovNet, features: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
+    valid = boxes[:, 0] >= 0
+    out = np.full((len(boxes), model.embedding_size), np.nan, np.float32)
+    if valid.any():
+        _, emb = model.embed(features[torch.from_numpy(valid)], torch.from_numpy(boxes[valid]))
+        out[valid] = emb.float().cpu().numpy()
+    return out
+
+
+def _probabilities(model: PisovNet, features: torch.Tensor, boxes: np.ndarray) -> dict[str, np.ndarray]:
+    valid = boxes[:, 0] >= 0
+    result = {}
+    if not model.heads:
+        return result
+    pooled = None
+    if valid.any():
+        pooled, _ = model.embed(features[torch.from_numpy(valid)], torch.from_numpy(boxes[valid]))
+    for key, head in model.heads.items():
+        probs = np.full((len(boxes), head.out_features), np.nan, np.float32)
+        if pooled is not None:
+            probs[valid] = torch.softmax(head(pooled).float(), 1).cpu().numpy()
+        result[key.removeprefix("task_")] = probs
+    return result

@@ -1,0 +1,49 @@
+"""Losses: Dice + binary cross-entropy for the mask, cross-entropy per task with missing labels left
+out (the paper's rule), and an optional supervised-contrastive term on the embedding."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from shared.model.tasks import MISSING
+
+
+def mask_loss(logits: torch.Tensor, target: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
+    """BCE + soft Dice over the samples that have a mask; 0 when none has."""
+    if not bool(has_mask.any()):
+        return logits.sum() * 0
+    logits, target = logits[has_mask].float(), target[has_mask]
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    probs = torch.sigmoid(logits).flatten(1)
+    flat = target.flatten(1)
+    dice = 1 - (2 * (probs * flat).sum(1) + 1) / (probs.sum(1) + flat.sum(1) + 1)
+    return bce + dice.mean()
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over samples whose label is known; a batch with none adds exactly nothing."""
+    known = labels != MISSING
+    if not bool(known.any()):
+        return logits.sum() * 0
+    return F.cross_entropy(logits[known].float(), labels[known])
+
+
+def supervised_contrastive(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Khosla et al. 2020: pull same-label embeddings together, push others apart (cosine geometry,
+    the geometry retrieval ranks by)."""
+    known = labels != MISSING
+    z = F.normalize(embeddings[known].float(), dim=1)
+    labels = labels[known]
+    if z.shape[0] < 2:
+        return embeddings.sum() * 0
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool)
+    logits = logits.masked_fill(self_mask, -1e9)
+    positives = (labels[:, None] == labels[None, :]) & ~self_mask
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    has_positive = positives.any(1)
+    if not bool(has_positive.any()):
+        return embeddings.sum() * 0
+    mean_log_prob = (log_prob * positives).sum(1)[has_positive] / positives.sum(1)[has_positive]
+    return -mean_log_prob.mean()

@@ -1,0 +1,127 @@
+"""The training loop: multitask loss, bf16 on CPU, cosine schedule, a checkpoint after every epoch,
+and resumption from the last one (same config required). Deterministic for a seed: the batch order
+and augmentation of epoch e depend only on (seed, e)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from shared.model import checkpoint
+from shared.model.augment import Augmentation, augment_batch
+from shared.model.batch import boxes_from_masks, derived_batch_labels
+from shared.model.config import TrainConfig
+from shared.model.device import autocast, seed_everything
+from shared.model.figshare import Slices
+from shared.model.losses import mask_loss, supervised_contrastive, task_loss
+from shared.model.tasks import CLASSIFICATION_TASKS, MISSING
+
+WARMUP_EPOCHS = 1
+
+
+def schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def make_batch(data: Slices, index: np.ndarray, config: TrainConfig, generator: torch.Generator) -> dict:
+    images = torch.from_numpy(data.images[index])[:, None]
+    masks = torch.from_numpy(data.masks[index])[:, None].float()
+    if config.augment:
+        images, masks = augment_batch(images, masks, Augmentation(), generator)
+    boxes, has_tumour = boxes_from_masks(masks)
+    labels = derived_batch_labels(masks, torch.from_numpy(data.spacing_mm[index]))
+    types = torch.from_numpy(data.types[index]).long()
+    labels["type"] = torch.where(has_tumour, types, torch.full_like(types, MISSING))
+    return {"images": images.contiguous(memory_format=torch.channels_last), "masks": masks,
+            "boxes": boxes, "labels": labels}
+
+
+def batch_loss(model, batch: dict, config: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    out = model(batch["images"], batch["boxes"])
+    parts = {}
+    if "segmentation" in config.tasks:
+        parts["segmentation"] = mask_loss(out["mask"], batch["masks"], torch.ones(len(batch["masks"]), dtype=bool))
+    for name in config.classification_tasks:
+        parts[name] = CLASSIFICATION_TASKS[name].weight * task_loss(out[name], batch["labels"][name])
+    if config.metric_weight and "type" in config.tasks:
+        parts["metric"] = config.metric_weight * supervised_contrastive(out["embedding"], batch["labels"]["type"])
+    total = sum(parts.values())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def train(config: TrainConfig, data: Slices, out: Path, device: torch.device, code_version: str,
+          progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train on config.folds of `data`, writing the checkpoint folder `out` after every epoch."""
+    seed_everything(config.seed)
+    train_set = data.folds_in(config.folds)
+    model = checkpoint.build_model(config).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = len(train_set) // config.batch_size
+    total = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: schedule(s, total, WARMUP_EPOCHS * steps_per_epoch))
+    card, start = _resume_or_start(out, model, optimizer, scheduler, config, code_version, train_set)
+    for epoch in range(start, config.epochs):
+        began = time.perf_counter()
+        losses = _epoch(model, optimizer, scheduler, train_set, config, epoch, device, steps_per_epoch, progress)
+        card["history"].append({"epoch": epoch + 1, "seconds": round(time.perf_counter() - began, 1), **losses})
+        card["epochs_done"], card["complete"] = epoch + 1, epoch + 1 == config.epochs
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1}
+        checkpoint.save(out, model, card, state)
+        if on_epoch:
+            on_epoch(card["history"][-1])
+    return card
+
+
+def _epoch(model, optimizer, scheduler, data: Slices, config: TrainConfig, epoch: int, device,
+           steps: int, progress: bool) -> dict[str, float]:
+    model.train()
+    rng = np.random.default_rng([config.seed, epoch])
+    generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    order = rng.permutation(len(data))[: steps * config.batch_size].reshape(steps, config.batch_size)
+    sums: dict[str, float] = {}
+    bar = tqdm(order, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+    for index in bar:
+        batch = make_batch(data, index, config, generator)
+        batch = {k: _to(v, device) for k, v in batch.items()}
+        with autocast(device):
+            loss, parts = batch_loss(model, batch, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        for key, value in {"loss": float(loss.detach()), **parts}.items():
+            sums[key] = sums.get(key, 0.0) + value
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    return {k: round(v / steps, 4) for k, v in sums.items()}
+
+
+def _to(value, device):
+    if isinstance(value, dict):
+        return {k: v.to(device) for k, v in value.items()}
+    return value.to(device)
+
+
+def _resume_or_start(out: Path, model, optimizer, scheduler, config: TrainConfig, code_version: str,
+                     train_set: Slices) -> tuple[dict, int]:
+    state_path = out / checkpoint.STATE
+    if state_path.is_file():
+        _, card = checkpoint.load(out)
+        if card["config"] != config.to_json():
+            raise ValueError(f"resume: {out} holds a run with another configuration; expected "
+                             f"{config.to_json()}, found {card['config']} (use a new --out)")
+        model.load_state_dict(torch.load(out / checkpoint.WEIGHTS, weights_only=True))
+        state = torch.load(state_path, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        return card, int(state["epoch"])
+    description = f"figshare CE-MRI, folds {list(config.folds)}: {len(train_set)} slices at {config.size}px"
+    return checkpoint.new_card(config, code_version, description), 0

@@ -1,0 +1,62 @@
+"""A tiny model trained for a few steps on real figshare images: the loss falls, the run resumes, and
+evaluate produces every figure. Full-size training never runs in CI."""
+
+import json
+
+import pytest
+import torch
+
+from shared.model import checkpoint
+from shared.model.config import TrainConfig
+from shared.model.evaluation import evaluate
+from shared.model.figshare import load_figshare
+from shared.model.training import train
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tiny_data(data_dir):
+    data = load_figshare(data_dir / "figshare-cetumor", size=64, progress=False)
+    keep = torch.Generator().manual_seed(0)
+    index = torch.randperm(len(data), generator=keep)[:240].numpy()
+    return data.select(index)
+
+
+def test_loss_falls_and_a_seed_repeats_the_run(tiny_data, tmp_path):
+    config = TrainConfig(channels=16, blocks=1, size=64, epochs=4, batch_size=16, lr=3e-3)
+    card = train(config, tiny_data, tmp_path / "a", torch.device("cpu"), "test", progress=False)
+    losses = [h["loss"] for h in card["history"]]
+    assert losses[-1] < losses[0] * 0.8, losses
+    assert card["complete"] and card["model_version"].startswith("pisov2d-c16-")
+
+    again = train(config, tiny_data, tmp_path / "b", torch.device("cpu"), "test", progress=False)
+    assert [h["loss"] for h in again["history"]] == losses, "same seed, same data: the same run"
+
+
+def _stop_after(history, epoch):
+    if history["epoch"] == epoch:
+        raise KeyboardInterrupt
+
+
+def test_resume_continues_from_the_last_epoch(tiny_data, tmp_path):
+    config = TrainConfig(channels=16, blocks=1, size=64, epochs=3, batch_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False,
+              on_epoch=lambda h: _stop_after(h, 2))
+    assert json.loads((tmp_path / checkpoint.CARD).read_text())["epochs_done"] == 2
+    card = train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False)
+    assert [h["epoch"] for h in card["history"]] == [1, 2, 3]
+    uninterrupted = train(config, tiny_data, tmp_path / "clean", torch.device("cpu"), "test", progress=False)
+    assert card["history"][-1]["loss"] == pytest.approx(uninterrupted["history"][-1]["loss"], rel=1e-3)
+
+
+def test_evaluate_reports_every_figure(tiny_data, tmp_path):
+    config = TrainConfig(channels=16, blocks=1, size=64, epochs=1, batch_size=16)
+    train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False)
+    model, card = checkpoint.load(tmp_path)
+    result = evaluate(model, tiny_data, 5, torch.device("cpu"))
+    for key in ("map_expert_box", "p10_expert_box", "map_auto_box", "p10_auto_box", "dice",
+                "spearman_distance_size"):
+        assert 0 <= abs(result[key]) <= 1, key
+    assert len(result["knn_accuracy"]["type"]) == 50
