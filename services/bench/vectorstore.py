@@ -183,8 +183,8 @@ def crash_test(engine: str, folder: Path, dim: int, crash_after: int, fraction: 
                                   str(crash_after + 1000)], stdout=subprocess.PIPE, stderr=err, text=True,
                                  cwd=Path(__file__).resolve().parents[2])
         acked, killed_mid_run = _kill_mid_batch(child, crash_after, fraction)
-    result = {"kill_at_batch_fraction": fraction, "acknowledged_batches": acked, "acknowledged": acked * BATCH, "killed_mid_run": killed_mid_run,
-              "child_exit": child.returncode, "child_stderr": log.read_text(errors="replace")[-2000:]}
+    result = {"kill_at_batch_fraction": fraction, "acknowledged_batches": acked, "acknowledged": acked * BATCH,
+              "killed_mid_run": killed_mid_run, "child_exit": child.returncode, "child_stderr": log.read_text(errors="replace")[-2000:]}
     try:
         store = open_store(engine, folder / "store")
     except Exception as exc:  # the point of the test: report, do not crash the benchmark

@@ -65,6 +65,13 @@ def health():
     return "healthz check passed"
 
 
+@api.get("/collections")
+def list_collections():
+    started = time.perf_counter()
+    with current_app.extensions["lock"]:
+        return _ok({"collections": [{"name": n} for n in _store().collection_names()]}, started)
+
+
 @api.get("/collections/<name>/exists")
 def exists(name: str):
     started = time.perf_counter()

@@ -104,6 +104,13 @@ class EdgeStore(VectorStore):
         _write_atomically(self._spec_path(spec.name), json.dumps(data, indent=2, sort_keys=True) + "\n")
         self._specs[spec.name] = spec
 
+    def spec(self, name: str) -> CollectionSpec:
+        """The collection's spec (vector name, size, distance); CollectionMissing if there is none."""
+        return self._spec(name)
+
+    def collection_names(self) -> list[str]:
+        return sorted(path.stem for path in self._root.glob("*.json"))
+
     def _spec(self, name: str) -> CollectionSpec:
         spec = self._read_spec(name)
         if spec is None:

@@ -1,0 +1,81 @@
+"""The embedded vector store served over Qdrant's REST API: qdrant-client (through QdrantStore.server,
+the production code path) gets the same answers as the engine opened directly."""
+
+from __future__ import annotations
+
+import random
+import sys
+import uuid
+
+import pytest
+
+from shared.vectorstore.base import CollectionSpec, Filter, Match, MatchAny, PointRecord, Range
+from shared.vectorstore.edge_backend import EdgeStore
+from shared.vectorstore.qdrant_backend import QdrantStore
+from support.ports import free_port, port_is_open
+from support.processes import running
+
+pytestmark = pytest.mark.integration
+
+SPEC = CollectionSpec("tumors__host-test", "roi", 8, "Cosine", {"tumor_type": "keyword", "size_mm3": "float"})
+TYPES = ("meningioma", "glioma", "pituitary")
+
+
+def points(n: int, seed: int = 1) -> list[PointRecord]:
+    rng = random.Random(seed)
+    return [PointRecord(str(uuid.UUID(int=rng.getrandbits(128))), [rng.uniform(-1, 1) for _ in range(8)],
+                        {"tumor_type": rng.choice(TYPES), "size_mm3": round(rng.uniform(10, 5000), 3),
+                         "fold": rng.randint(1, 5)})
+            for _ in range(n)]
+
+
+FILTERS = [None, Filter(must=(Match("tumor_type", "glioma"),)),
+           Filter(must=(MatchAny("tumor_type", ("glioma", "pituitary")), Range("size_mm3", 100, 3000)),
+                  must_not=(Match("fold", 5),))]
+
+
+@pytest.fixture
+def host(tmp_path):
+    port = free_port()
+    env = {"TUMORSEARCH_HOME": str(tmp_path / "home"), "TUMORSEARCH_VECTORHOST__PORT": str(port),
+           "TUMORSEARCH_LOG__FORMAT": "text", "PATH": "/usr/bin:/bin"}
+    with running([sys.executable, "-m", "services.launcher.cli", "vectorstore"], tmp_path / "host.log",
+                 ready=lambda: port_is_open(port), env=env, timeout=60):
+        yield f"http://127.0.0.1:{port}", tmp_path / "home" / "vectors"
+
+
+def test_qdrant_client_through_the_host_matches_the_engine(host, tmp_path):
+    url, _ = host
+    remote, direct = QdrantStore.server(url), EdgeStore(tmp_path / "direct")
+    data = points(300)
+    for store in (remote, direct):
+        store.ensure_collection(SPEC)
+        store.upsert(SPEC.name, data)
+        store.delete(SPEC.name, Filter(must=(Match("fold", 1),)))
+    remote.ping()
+    for flt in FILTERS:
+        assert remote.count(SPEC.name, flt) == direct.count(SPEC.name, flt)
+        for query in points(5, seed=7):
+            a = remote.search(SPEC.name, query.vector, 10, flt)
+            b = direct.search(SPEC.name, query.vector, 10, flt)
+            assert [h.id for h in a] == [h.id for h in b]
+            assert [h.payload for h in a] == [h.payload for h in b]
+            assert all(abs(x.score - y.score) < 1e-5 for x, y in zip(a, b))
+    ids = [p.id for p in data[:5]]
+    assert [r.payload for r in remote.retrieve(SPEC.name, ids)] == [r.payload for r in direct.retrieve(SPEC.name, ids)]
+    direct.close()
+
+
+def test_the_host_refuses_what_it_does_not_serve_and_reports_missing_collections(host):
+    url, _ = host
+    import httpx
+    response = httpx.post(f"{url}/collections/tumors__host-test/points/query",
+                          json={"query": [0.0] * 8, "limit": 3})
+    assert response.status_code == 404
+    store = QdrantStore.server(url)
+    store.ensure_collection(SPEC)
+    response = httpx.post(f"{url}/collections/{SPEC.name}/points/count",
+                          json={"filter": {"should": [{"key": "fold", "match": {"value": 1}}]}})
+    assert response.status_code == 400 and "must" in response.json()["status"]["error"]
+    with pytest.raises(ValueError, match="size 8"):
+        store.ensure_collection(CollectionSpec(SPEC.name, "roi", 16))
