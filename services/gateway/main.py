@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
 
 import redis
-from waitress import create_server
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from shared.config.startup import settings_or_exit
-from shared.logs import configure_logging
+from shared.program import start_program
 from shared.vectorstore.qdrant_backend import QdrantStore
+from shared.wsgi import serve_until_signalled
 
 log = logging.getLogger("tumorsearch.gateway")
 
@@ -28,21 +25,8 @@ def readiness_checks(settings: GatewaySettings) -> dict:
 
 
 def command(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="tumorsearch gateway",
-                            description="HTTP gateway. Settings: TUMORSEARCH_GATEWAY__* "
-                                        "(docs/configuration.md).").parse_args(argv)
-    settings = settings_or_exit(GatewaySettings, os.environ, "gateway")
-    configure_logging(settings.log.level, settings.log.format, "gateway")
-    app = create_app(readiness_checks(settings))
+    settings = start_program("gateway", GatewaySettings, argv, "HTTP gateway. Settings: TUMORSEARCH_GATEWAY__* "
+                             "(docs/configuration.md).", os.environ)
     section = settings.gateway
-    server = create_server(app, host=section.host, port=section.port, threads=section.threads)
-    # waitress has no signal handling of its own: close the listening socket and leave run() cleanly.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: server.close())
-    log.info("serving", extra={"url": f"http://{section.host}:{section.port}/"})
-    try:
-        server.run()
-    except OSError:
-        pass  # run() raises EBADF once close() pulled the socket away; that is the normal exit here
-    log.info("stopped")
+    serve_until_signalled(create_app(readiness_checks(settings)), section.host, section.port, section.threads, log)
     return 0

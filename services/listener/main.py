@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 
 from services.listener.scp import HANDLERS, build_ae
 from services.listener.settings import ListenerSettings
-from shared.config.startup import settings_or_exit
-from shared.logs import configure_logging
+from shared.program import start_program
 from shared.signals import stop_event
 
 log = logging.getLogger("tumorsearch.listener")
 
 
 def command(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="tumorsearch listener",
-                            description="DICOM listener (Storage SCP). Settings: TUMORSEARCH_LISTENER__* "
-                                        "(docs/configuration.md).").parse_args(argv)
-    settings = settings_or_exit(ListenerSettings, os.environ, "listener")
-    configure_logging(settings.log.level, settings.log.format, "listener")
+    settings = start_program("listener", ListenerSettings, argv, "DICOM listener (Storage SCP). Settings: "
+                             "TUMORSEARCH_LISTENER__* (docs/configuration.md).", os.environ)
     stopping = stop_event()
     section = settings.listener
     ae = build_ae(section)

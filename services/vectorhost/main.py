@@ -4,44 +4,29 @@ Qdrant server there (docs/vectorstore.md)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
 from importlib.metadata import version
-
-from waitress import create_server
 
 from services.vectorhost.api import create_app
 from services.vectorhost.settings import VectorHostSettings
-from shared.config.startup import settings_or_exit
 from shared.contracts.storage import StudyLayout
-from shared.logs import configure_logging
+from shared.program import start_program
 from shared.vectorstore.edge_backend import EdgeStore
+from shared.wsgi import serve_until_signalled
 
 log = logging.getLogger("tumorsearch.vectorhost")
 
 
 def command(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="tumorsearch vectorstore",
-                            description="Embedded vector store for one machine. Settings: "
-                                        "TUMORSEARCH_VECTORHOST__* (docs/configuration.md).").parse_args(argv)
-    settings = settings_or_exit(VectorHostSettings, os.environ, "vectorstore")
-    configure_logging(settings.log.level, settings.log.format, "vectorstore")
+    settings = start_program("vectorstore", VectorHostSettings, argv, "Embedded vector store for one machine. "
+                             "Settings: TUMORSEARCH_VECTORHOST__* (docs/configuration.md).", os.environ)
     layout = StudyLayout(settings.home)
     layout.vectors.mkdir(parents=True, exist_ok=True)
     store = EdgeStore(layout.vectors)
-    section = settings.vectorhost
-    server = create_server(create_app(store, version("qdrant-client")), host=section.host, port=section.port,
-                           threads=4)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: server.close())
-    log.info("serving", extra={"url": f"http://{section.host}:{section.port}", "path": str(layout.vectors)})
     try:
-        server.run()
-    except OSError:
-        pass  # run() raises EBADF once close() pulled the socket away: the normal way out
+        section = settings.vectorhost
+        serve_until_signalled(create_app(store, version("qdrant-client")), section.host, section.port, 4, log)
     finally:
-        store.close()  # flushes; the engine's WAL covers a kill before this line
-    log.info("stopped")
+        store.close()  # flushes; the engine's write-ahead log covers a kill before this line
     return 0

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 
 from services.worker.celery_app import make_celery
 from services.worker.settings import WorkerSettings
-from shared.config.startup import settings_or_exit
 from shared.contracts.tasks import INTERACTIVE_QUEUE, STUDY_QUEUE
-from shared.logs import configure_logging
+from shared.program import start_program
 
 
 def worker_argv(settings: WorkerSettings) -> list[str]:
@@ -28,11 +26,8 @@ def worker_argv(settings: WorkerSettings) -> list[str]:
 
 
 def command(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="tumorsearch worker",
-                            description="Celery worker. Settings: TUMORSEARCH_WORKER__* "
-                                        "(docs/configuration.md).").parse_args(argv)
-    settings = settings_or_exit(WorkerSettings, os.environ, "worker")
-    configure_logging(settings.log.level, settings.log.format, "worker")
+    settings = start_program("worker", WorkerSettings, argv, "Celery worker. Settings: TUMORSEARCH_WORKER__* "
+                             "(docs/configuration.md).", os.environ)
     app = make_celery(settings)
     app.worker_main(argv=worker_argv(settings))
     return 0

@@ -79,3 +79,6 @@ def load(folder: Path, device: torch.device | str = "cpu") -> tuple[PisovNet, di
     model = build_model(TrainConfig.from_json(card["config"]))
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
     return model.to(device).eval(), card
+
+# The checkpoint shipped in the repository (trained on folds 1-4; fold 5 is its test fold).
+SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "figshare-2d"

@@ -1,0 +1,120 @@
+"""The validation report: markdown tables from the runs' evaluations, and figures from one checkpoint."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from services.modeling import figures
+from services.modeling.common import code_version
+from shared.model import checkpoint
+from shared.model.evaluation import expert_boxes, task_labels
+from shared.model.inference import predict
+from shared.model.retrieval import map_and_p10, rankings
+from shared.model.robustness import distort_boxes
+from shared.model.tasks import TUMOR_TYPES
+
+COLUMNS = [("mAP expert box", "map_expert_box"), ("P@10 expert", "p10_expert_box"),
+           ("mAP auto box", "map_auto_box"), ("P@10 auto", "p10_auto_box"), ("Dice", "dice"),
+           ("10-NN type", ("knn_accuracy", "type", 9)), ("10-NN size", ("knn_accuracy", "size", 9)),
+           ("10-NN left/right", ("knn_accuracy", "horizontal", 9)),
+           ("10-NN top/bottom", ("knn_accuracy", "vertical", 9)), ("Spearman dist/size", "spearman_distance_size")]
+TITLES = {"cv": "5-fold cross-validation (each fold tested against the other four)",
+          "sizes": "Embedding size (backbone channels), test fold 5 (paper Tab. 2)",
+          "tasks": "Multitask versus single task, test fold 5, no metric term (paper Tab. 3)",
+          "recipe": "What each addition to the recipe brought, test fold 5"}
+
+
+def _value(result: dict, key) -> float:
+    if isinstance(key, tuple):
+        return result[key[0]][key[1]][key[2]]
+    return result[key]
+
+
+def _table(rows: list[tuple[str, dict]]) -> list[str]:
+    lines = ["| run | epochs | " + " | ".join(c for c, _ in COLUMNS) + " |",
+             "|---|---|" + "---|" * len(COLUMNS)]
+    for label, result in rows:
+        cells = [f"{_value(result, k):.4f}" for _, k in COLUMNS]
+        lines.append(f"| {label} | {result.get('epochs', '?')} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cv_summary(results: list[dict]) -> str:
+    cells = []
+    for _, key in COLUMNS:
+        values = [_value(r, key) for r in results]
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        cells.append(f"{statistics.mean(values):.4f} ± {sd:.4f}")
+    return "| **mean ± sd** | | " + " | ".join(cells) + " |"
+
+
+def write_report(runs, results: dict, args, data, device: torch.device) -> None:
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# Validation of the multitask model", "",
+             f"Produced by `tumorsearch validate --epochs {args.epochs} --work {args.work} --out {out}` "
+             f"(code {code_version()}) on a 2-core CPU without GPU (bf16 autocast). Every validation run trains "
+             f"for **{args.epochs} epochs**, fewer than the shipped checkpoint (see docs/model.md): these tables "
+             "compare configurations with one another; the shipped model's own figures are in docs/model.md.", ""]
+    for group in ("cv", "sizes", "tasks", "recipe"):
+        rows = [(r.label, results[r.name]) for r in runs if r.group == group and results.get(r.name)]
+        missing = [r.label for r in runs if r.group == group and not results.get(r.name)]
+        if not rows and not missing:
+            continue
+        lines += [f"## {TITLES[group]}", ""] + _table(rows)
+        if group == "cv" and len(rows) > 1:
+            lines.append(_cv_summary([r for _, r in rows]))
+        if missing:
+            lines += ["", f"Not run (yet): {', '.join(missing)}."]
+        lines.append("")
+    lines += checkpoint_figures(args.checkpoint or checkpoint.SHIPPED, data, out, device)
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def checkpoint_figures(folder: Path, data, out: Path, device: torch.device) -> list[str]:
+    if not (folder / checkpoint.CARD).is_file():
+        return [f"Figures from a checkpoint: none ({folder} holds no checkpoint)."]
+    model, card = checkpoint.load(folder, device)
+    test, base = data.folds_in([5]), data.select(data.folds != 5)
+    q_boxes, d_boxes = expert_boxes(test.masks), expert_boxes(base.masks)
+    pred_d = predict(model, base.images, d_boxes, device)
+    lines = [f"## Figures and robustness of checkpoint `{card['model_version']}` (test fold 5)", "",
+             "| query boxes | mAP | P@10 |", "|---|---|---|"]
+    robustness = {}
+    for fraction in (0.0, 0.1, 0.25):
+        boxes = distort_boxes(q_boxes, fraction, test.images.shape[1:], seed=1)
+        pred_q = predict(model, test.images, boxes, device)
+        m, p10, _ = map_and_p10(pred_q.embeddings["expert"], test.types, pred_d.embeddings["expert"], base.types)
+        robustness[fraction] = {"map": m, "p10": p10}
+        lines.append(f"| each side scaled and shifted by up to ±{fraction:.0%} | {m:.4f} | {p10:.4f} |")
+    pred_q = predict(model, test.images, q_boxes, device)
+    _figures(pred_q, pred_d, test, base, out)
+    lines += ["", "Robustness (paper Tab. 4): the model only ever saw exact boxes; the database keeps exact boxes.",
+              "", "![t-SNE](tsne.png)", "", "![Retrieval examples](retrieval_examples.png)", ""]
+    (out / "robustness.json").write_text(json.dumps(robustness, indent=2) + "\n")
+    return lines
+
+
+def _figures(pred_q, pred_d, test, base, out: Path) -> None:
+    from sklearn.manifold import TSNE
+
+    embeddings = np.concatenate([pred_q.embeddings["expert"], pred_d.embeddings["expert"]])
+    keep = ~np.isnan(embeddings).any(1)
+    labels = {k: np.concatenate([task_labels(test)[k], task_labels(base)[k]]) for k in ("type", "size")}
+    points = TSNE(n_components=2, init="pca", random_state=0, perplexity=30).fit_transform(embeddings[keep])
+    figures.tsne_maps(points, labels["type"][keep], labels["size"][keep], out / "tsne.png")
+    order = rankings(pred_q.embeddings["expert"], pred_d.embeddings["expert"], 4)
+    picks = [int(np.flatnonzero(test.types == t)[i]) for t in range(3) for i in (0, 7)]
+    rows = []
+    for q in picks:
+        row = [{"image": test.images[q], "mask": test.masks[q], "title": f"query: {TUMOR_TYPES[test.types[q]]}"}]
+        for rank, d in enumerate(order[q]):
+            row.append({"image": base.images[d], "mask": base.masks[d],
+                        "title": f"#{rank + 1}: {TUMOR_TYPES[base.types[d]]}"})
+        rows.append(row)
+    figures.retrieval_examples(rows, out / "retrieval_examples.png")
