@@ -4,23 +4,103 @@ each other. Each program composes its settings object from these in services/<pr
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from shared.config.sections import Section
+
+
+# Storage SOP classes the listener accepts by default: what the worker can process (PS3.4 B.5).
+MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
+ENHANCED_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+_UID = r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$"
+_AE_TITLE = r"^[ -~]*[!-~][ -~]*$"
+
+
+def _comma_list(value: object) -> object:
+    """Environment values are strings: "a,b" becomes ("a", "b"); lists pass through."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class ListenerSection(Section):
     host: str = Field("127.0.0.1", description="Address the DICOM listener binds; `0.0.0.0` to accept the PACS "
                                                "from the network.")
     port: int = Field(11112, ge=1, le=65535, description="DICOM port (11112 is the registered DICOM port).")
-    ae_title: str = Field("TUMORSEARCH", min_length=1, max_length=16, pattern=r"^[ -~]*[!-~][ -~]*$",
+    ae_title: str = Field("TUMORSEARCH", min_length=1, max_length=16, pattern=_AE_TITLE,
                           description="Called AE title the listener answers to.")
     max_associations: int = Field(16, ge=1, le=1000, description="Concurrent associations accepted.")
+    max_connections: int = Field(64, ge=1, le=4000,
+                                 description="TCP connections open at once, associated or not; more are closed at "
+                                             "once, so idle sockets cannot starve `max_associations`.")
     network_timeout_s: float = Field(60.0, gt=0, description="Seconds of silence on a socket before it is closed.")
-    acse_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for association messages.")
+    acse_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for association messages (a connection "
+                                                          "that sends no association request is closed after it).")
     dimse_timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for DIMSE messages.")
+    peers: tuple[str, ...] = Field(
+        ("*@127.0.0.1/32", "*@::1/128"),
+        description="Allow-list of peers, comma-separated `CALLING_AE@address-or-network` (`*` = any calling AE "
+                    "title), e.g. `PACS@10.1.2.3,PACS@10.2.0.0/16`. Other addresses are disconnected before "
+                    "any DICOM is read; other AE titles are rejected.")
+    sop_classes: tuple[str, ...] = Field(
+        (MR_IMAGE, ENHANCED_MR_IMAGE, CT_IMAGE, SECONDARY_CAPTURE), min_length=1,
+        description="Storage SOP class UIDs accepted, comma-separated (default: MR, Enhanced MR, CT, "
+                    "Secondary Capture).")
+    max_pdu_bytes: int = Field(4 * 1024 * 1024, ge=16384, le=256 * 1024 * 1024,
+                               description="Largest PDU accepted, advertised to peers and enforced from the PDU "
+                                           "header before its body is read (a larger one aborts the association).")
+    min_free_disk_mb: int = Field(1024, ge=0, description="Free space (MiB) under which new associations are "
+                                                          "refused and C-STORE answers 0xA700 (out of resources).")
+    quiet_period_s: float = Field(5.0, gt=0, le=3600, description="Seconds without a new instance after which a "
+                                                                  "study is handed to the worker.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of the Prometheus metrics endpoint on `host`; "
+                                                             "0 turns it off.")
+    tls_certificate: Path | None = Field(None, description="PEM certificate of the listener; with "
+                                                           "`tls_private_key`, turns on DICOM TLS.")
+    tls_private_key: Path | None = Field(None, description="PEM private key of `tls_certificate`.")
+    tls_client_ca: Path | None = Field(None, description="PEM CA bundle; when set, peers must present a client "
+                                                         "certificate signed by it.")
+
+    @field_validator("peers", "sop_classes", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            ae_title, at, network = entry.rpartition("@")
+            if not at or not (ae_title == "*" or (len(ae_title) <= 16 and re.match(_AE_TITLE, ae_title))):
+                raise ValueError(f"a peer as CALLING_AE@network (AE title of 1-16 characters or *); found {entry!r}")
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"an IP address or network after @ in a peer; found {entry!r}") from None
+        return value
+
+    @field_validator("sop_classes")
+    @classmethod
+    def _uids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [uid for uid in value if len(uid) > 64 or not re.match(_UID, uid)]
+        if bad:
+            raise ValueError(f"SOP class UIDs (digits and dots, at most 64 characters); found {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "ListenerSection":
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ValueError("tls_certificate and tls_private_key together (both or neither); found only one")
+        if self.tls_client_ca is not None and self.tls_certificate is None:
+            raise ValueError("tls_certificate when tls_client_ca is set; found no certificate")
+        return self
 
 
 class GatewaySection(Section):

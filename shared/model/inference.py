@@ -44,9 +44,9 @@ def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None
         x = torch.from_numpy(images[start:start + batch_size])[:, None].to(device)
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, enabled=bf16):
-            features = model.features(x)
-            logits = model.segment(features, x.shape[2:])
-        features = features.float()
+            both = model.features(x)
+            logits = model.segment(both)
+        features = both[0].float()
         mask = (torch.sigmoid(logits.float())[:, 0] > THRESHOLD).cpu().numpy()
         boxes = [largest_component_box(m) for m in mask]
         auto = np.array([b if b is not None else (-1, -1, -1, -1) for b in boxes])

@@ -1,11 +1,18 @@
 """The multitask network of Pisov et al. 2018, for 2D slices or 3D volumes (one code path, `dims`).
 
-    image -> prep (two convolutions) -> down x4 -> ResBlocks  = backbone feature map F (stride 4)
-    segmentation: one ResBlock over F -> 1x1 conv -> tumour logit, upsampled x4 to the input grid
+    image -> prep (two convolutions) -> down x4 -> ResBlocks -> up x4  = backbone feature map F
+    segmentation: one ResBlock over F (+ the prep features, a skip for sharp edges) -> tumour logit
     each classification task: RoiPool(F, tumour box) -> one linear layer
 
 RoiPool (the slice of F under the box, global max over it) is the tumour's embedding: its size is the
-backbone's channel count. Boxes are given in input voxels and mapped onto F's stride-4 grid.
+backbone's channel count. Boxes are given in input voxels.
+
+Two exact economies keep this trainable on a CPU. F is the ResBlocks' output up-sampled x4 by
+repetition, so the max of F under a box equals the max of the coarse map over the stride-4 cells the
+box touches: RoiPool reads the coarse map and F is never materialised at 64 channels on the input
+grid. The segmentation head narrows F to `SEG_CHANNELS` before up-sampling (a 1x1 convolution commutes
+with the up-sampling), and its ResBlock runs at that width: a full-width block on the input grid would
+cost more than the whole backbone, for no gain in the mask.
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ from torch import nn
 from torch.nn import functional as F
 
 STRIDE = 4
+SEG_CHANNELS = 16
 
 
 def _layers(dims: int):
     if dims == 2:
-        return nn.Conv2d, nn.BatchNorm2d
+        return nn.Conv2d, nn.BatchNorm2d, nn.ConvTranspose2d
     if dims == 3:
-        return nn.Conv3d, nn.BatchNorm3d
+        return nn.Conv3d, nn.BatchNorm3d, nn.ConvTranspose3d
     raise ValueError(f"dims: expected 2 or 3, found {dims}")
 
 
@@ -32,7 +40,7 @@ class ResBlock(nn.Module):
 
     def __init__(self, channels: int, dims: int) -> None:
         super().__init__()
-        conv, norm = _layers(dims)
+        conv, norm, _ = _layers(dims)
         self.body = nn.Sequential(
             conv(channels, channels, 3, padding=1, bias=False), norm(channels), nn.ReLU(inplace=True),
             conv(channels, channels, 3, padding=1, bias=False), norm(channels))
@@ -42,10 +50,13 @@ class ResBlock(nn.Module):
 
 
 class Backbone(nn.Module):
+    """prep -> down x4 -> ResBlocks. Returns (the coarse map, stride 4; the prep features)."""
+
     def __init__(self, dims: int, in_channels: int, channels: int, blocks: int) -> None:
         super().__init__()
-        conv, norm = _layers(dims)
+        conv, norm, _ = _layers(dims)
         prep = max(8, channels // 4)
+        self.prep_channels = prep
         self.prep = nn.Sequential(
             conv(in_channels, prep, 3, padding=1, bias=False), norm(prep), nn.ReLU(inplace=True),
             conv(prep, prep, 3, padding=1, bias=False), norm(prep), nn.ReLU(inplace=True))
@@ -54,30 +65,47 @@ class Backbone(nn.Module):
                                   nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*[ResBlock(channels, dims) for _ in range(blocks)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.down(self.prep(x)))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        early = self.prep(x)
+        return self.blocks(self.down(early)), early
 
 
-def roi_pool(features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Global max of each sample's feature map under its box.
+class SegmentationHead(nn.Module):
+    def __init__(self, channels: int, prep_channels: int, dims: int) -> None:
+        super().__init__()
+        conv, _, _ = _layers(dims)
+        self.narrow = conv(channels, SEG_CHANNELS, 1)
+        self.skip = conv(prep_channels, SEG_CHANNELS, 1)
+        self.block = ResBlock(SEG_CHANNELS, dims)
+        self.logit = conv(SEG_CHANNELS, 1, 1)
 
-    features: (N, C, *spatial) at stride 4; boxes: (N, 2*dims) as (start..., end...) in input voxels,
-    end exclusive. A box is widened to at least one feature cell so every tumour gets an embedding.
+    def forward(self, coarse: torch.Tensor, early: torch.Tensor) -> torch.Tensor:
+        mode = "bilinear" if coarse.dim() == 4 else "trilinear"
+        narrowed = F.interpolate(self.narrow(coarse), size=early.shape[2:], mode=mode, align_corners=False)
+        return self.logit(self.block(F.relu(narrowed + self.skip(early))))
+
+
+def roi_pool(coarse: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Global max of F (= `coarse` up-sampled x4 by repetition) under each sample's box.
+
+    coarse: (N, C, *spatial) at stride 4; boxes: (N, 2*dims) as (start..., end...) in input voxels, end
+    exclusive. The cells a box touches are floor(start/4) .. ceil(end/4); an empty box still gets the
+    cell it lies in, so every tumour gets a vector.
     """
-    dims = features.dim() - 2
-    if boxes.shape != (features.shape[0], 2 * dims):
-        raise ValueError(f"boxes: expected shape ({features.shape[0]}, {2 * dims}), found {tuple(boxes.shape)}")
-    starts = torch.div(boxes[:, :dims], STRIDE, rounding_mode="floor").long()
-    ends = torch.div(boxes[:, dims:] + STRIDE - 1, STRIDE, rounding_mode="floor").long()
+    dims = coarse.dim() - 2
+    if boxes.shape != (coarse.shape[0], 2 * dims):
+        raise ValueError(f"boxes: expected shape ({coarse.shape[0]}, {2 * dims}), found {tuple(boxes.shape)}")
+    starts = torch.div(boxes[:, :dims], STRIDE, rounding_mode="floor")
+    ends = torch.div(boxes[:, dims:] + STRIDE - 1, STRIDE, rounding_mode="floor")
     pooled = []
-    for i in range(features.shape[0]):
+    for i in range(coarse.shape[0]):
         index = [i, slice(None)]
         for d in range(dims):
-            size = features.shape[2 + d]
+            size = coarse.shape[2 + d]
             lo = int(starts[i, d].clamp(0, size - 1))
             hi = int(ends[i, d].clamp(lo + 1, size))
             index.append(slice(lo, hi))
-        pooled.append(features[tuple(index)].amax(dim=tuple(range(1, dims + 1))))
+        pooled.append(coarse[tuple(index)].amax(dim=tuple(range(1, dims + 1))))
     return torch.stack(pooled)
 
 
@@ -87,10 +115,10 @@ class PisovNet(nn.Module):
     def __init__(self, dims: int = 2, in_channels: int = 1, channels: int = 64, blocks: int = 4,
                  tasks: dict[str, int] | None = None, projection: int = 0) -> None:
         super().__init__()
-        conv, _ = _layers(dims)
         self.dims = dims
+        self.channels = channels
         self.backbone = Backbone(dims, in_channels, channels, blocks)
-        self.seg_head = nn.Sequential(ResBlock(channels, dims), conv(channels, 1, 1))
+        self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
         self.projection = nn.Linear(channels, projection, bias=False) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.
@@ -98,29 +126,27 @@ class PisovNet(nn.Module):
 
     @property
     def embedding_size(self) -> int:
-        return self.projection.out_features if self.projection is not None else self.heads_in
+        return self.projection.out_features if self.projection is not None else self.channels
 
-    @property
-    def heads_in(self) -> int:
-        return self.seg_head[1].in_channels
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(coarse map at stride 4, prep features); spatial sizes must be multiples of 4."""
+        if any(s % STRIDE for s in images.shape[2:]):
+            raise ValueError(f"images: expected spatial sizes divisible by {STRIDE}, found {tuple(images.shape[2:])}")
         return self.backbone(images)
 
-    def segment(self, features: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        mode = "bilinear" if self.dims == 2 else "trilinear"
-        return F.interpolate(self.seg_head(features), size=tuple(size), mode=mode, align_corners=False)
+    def segment(self, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.seg_head(*features)
 
-    def embed(self, features: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(RoiPool vectors, embeddings): equal unless a projection is configured."""
-        pooled = roi_pool(features, boxes)
+    def embed(self, coarse: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(RoiPool vectors, embeddings) for boxes in input voxels: equal unless a projection is set."""
+        pooled = roi_pool(coarse, boxes)
         return pooled, (self.projection(pooled) if self.projection is not None else pooled)
 
     def forward(self, images: torch.Tensor, boxes: torch.Tensor) -> dict[str, torch.Tensor]:
         """Mask logits (N, 1, *spatial), per-task logits, and the tumour embeddings for the given boxes."""
         features = self.features(images)
-        pooled, embedding = self.embed(features.float(), boxes)
-        out = {"mask": self.segment(features, images.shape[2:]), "embedding": embedding}
+        pooled, embedding = self.embed(features[0].float(), boxes)
+        out = {"mask": self.segment(features), "embedding": embedding}
         for key, head in self.heads.items():
             out[key.removeprefix("task_")] = head(pooled)
         return out

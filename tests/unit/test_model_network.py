@@ -6,22 +6,20 @@ from shared.model.network import PisovNet, roi_pool
 pytestmark = pytest.mark.unit
 
 
-def test_roi_pool_is_the_max_of_the_feature_map_under_the_box():
-    features = torch.zeros(2, 3, 8, 8)
-    features[0, :, 1, 2] = torch.tensor([5.0, -1.0, 2.0])   # the one cell under box 0 (rows 4..8, cols 8..12)
-    features[0, :, 6, 6] = 100.0                            # outside box 0
-    features[1, 1, 7, 7] = 3.0
-    boxes = torch.tensor([[4, 8, 8, 12], [28, 28, 32, 32]])
-    pooled = roi_pool(features, boxes)
-    assert pooled[0].tolist() == [5.0, -1.0, 2.0]
-    assert pooled[1].tolist() == [0.0, 3.0, 0.0]
+def test_roi_pool_equals_the_max_of_the_upsampled_map_under_the_box():
+    coarse = torch.randn(3, 5, 8, 8)
+    full = coarse.repeat_interleave(4, 2).repeat_interleave(4, 3)  # F: up x4 by repetition
+    boxes = torch.tensor([[5, 9, 14, 22], [0, 0, 32, 32], [13, 2, 14, 3]])
+    pooled = roi_pool(coarse, boxes)
+    for i, (y0, x0, y1, x1) in enumerate(boxes.tolist()):
+        assert torch.equal(pooled[i], full[i, :, y0:y1, x0:x1].amax((1, 2)))
 
 
-def test_roi_pool_widens_a_tiny_box_to_one_feature_cell_and_checks_shapes():
-    features = torch.arange(16.0).reshape(1, 1, 4, 4)
-    assert roi_pool(features, torch.tensor([[5, 5, 5, 5]])).item() == 5.0
+def test_roi_pool_gives_an_empty_box_its_cell_and_checks_shapes():
+    coarse = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert roi_pool(coarse, torch.tensor([[5, 5, 5, 5]])).item() == 5.0
     with pytest.raises(ValueError, match="boxes: expected shape"):
-        roi_pool(features, torch.tensor([[0, 0, 4]]))
+        roi_pool(coarse, torch.tensor([[0, 0, 4]]))
 
 
 @pytest.mark.parametrize("dims,shape,box", [(2, (2, 1, 32, 32), [0, 0, 16, 16]),
