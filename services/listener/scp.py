@@ -84,6 +84,9 @@ def handle_requested(event: evt.Event, parts: ListenerParts) -> None:
         return
     parts.records.result(assoc, f"rejected: {rejection.reason}")
     assoc.acse.send_reject(rejection.result, rejection.source, rejection.diagnostic)
+    # What pynetdicom does after its own rejections: wait until the DUL has sent the A-ASSOCIATE-RJ,
+    # else the socket is closed under it and the peer sees an abort instead of the reason.
+    assoc.kill()
 
 
 def handle_released(event: evt.Event, parts: ListenerParts) -> None:

@@ -19,7 +19,8 @@ from shared.model.training import train
 def parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     p = argparse.ArgumentParser(prog="tumorsearch train", description="Train the multitask tumour model. "
-                                "Resumes from --out when it holds an unfinished run of the same configuration.")
+                                "Resumes from --out when it holds an unfinished run of the same configuration. "
+                                "`--dims 3 --labels CSV` trains the 3D path on volumes (see docs/model-3d.md).")
     p.add_argument("--data", type=Path, default=None, help=f"figshare folder (default {DEFAULT_DATA})")
     p.add_argument("--test-fold", type=int, default=defaults.test_fold, help="fold kept out (1-5; 0 = none)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (written after every epoch)")
@@ -40,6 +41,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def command(argv: list[str]) -> int:
+    if "--dims" in argv:  # `train --dims 3 …` is the 3D path: volumes from a labels CSV
+        at = argv.index("--dims")
+        dims, rest = (argv[at + 1] if at + 1 < len(argv) else ""), argv[:at] + argv[at + 2:]
+        if dims == "3":
+            from services.modeling.train3d import command as train3d
+
+            return train3d(rest)
+        if dims != "2":
+            print(f"tumorsearch train: --dims expected 2 or 3, found {dims!r}")
+            return 2
+        argv = rest
     args = parser().parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "train")
     config = TrainConfig(tasks=parse_tasks(args.tasks), channels=args.channels, blocks=args.blocks, size=args.size,

@@ -12,6 +12,9 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, MRImageStorage
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
 
 from services.bench.listener import synthesize_series
 from shared.contracts.storage import StudyLayout
@@ -51,22 +54,19 @@ def test_every_transfer_syntax_arrives_byte_for_byte_and_decodes_identically(
         assert np.array_equal(stored.pixel_array, original.pixel_array), f"{name}.dcm: pixels differ"
 
 
-def test_deflated_is_never_accepted(listener_factory, redis_server, dcmtk, data_dir: Path):
+def test_deflated_is_never_accepted(listener_factory, redis_server):
     listener = listener_factory(redis_server.url)
-    sent = data_dir / "dicom-transfer-syntaxes" / "1.dcm"
-    done = dcmtk.storescu(listener.port, [sent], called_aet=LISTENER_AE, args=["-xd", "-R", "+C"])
-    # -xd proposes Deflated first, then the uncompressed ones: we must pick one of those.
-    assert done.returncode == 0, done.stderr
-    assert "Deflated" not in _accepted_syntaxes(done.stdout + done.stderr), done.stdout
-    only_deflated = dcmtk.storescu(listener.port, [sent], called_aet=LISTENER_AE, args=["-xd", "-R"],
-                                   timeout=60)
-    stored = list((listener.home / "studies").rglob("*.dcm"))
-    assert len(stored) == 1, f"expected only the uncompressed copy stored; found {len(stored)} files"
-    assert "Deflated" not in _accepted_syntaxes(only_deflated.stdout + only_deflated.stderr)
-
-
-def _accepted_syntaxes(output: str) -> str:
-    return "\n".join(line for line in output.splitlines() if "Accepted" in line or "accepted" in line)
+    ae = AE(ae_title="DEFLATER")
+    ae.add_requested_context(MRImageStorage, [DeflatedExplicitVRLittleEndian])
+    ae.add_requested_context(Verification, [DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian])
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title=LISTENER_AE)
+    try:
+        assert assoc.is_established, "expected the association itself to be accepted"
+        accepted = [(str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in assoc.accepted_contexts]
+        assert accepted == [(str(Verification), str(ExplicitVRLittleEndian))], \
+            f"expected Deflated refused for every context; found accepted {accepted}"
+    finally:
+        assoc.release()
 
 
 def upload_to_orthanc(orthanc, paths: list[Path]) -> str:
