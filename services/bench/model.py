@@ -15,6 +15,7 @@ bf16 is the worker's setting: CPU autocast to bfloat16 with channels_last (chann
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -66,7 +67,7 @@ def command(argv: list[str]) -> int:
             bar.set_postfix_str(name)
             results[name] = _run_child(name, params)
     report = {"benchmark": "model", "command": "tumorsearch bench model " + " ".join(argv),
-              "machine": _machine(results), "params": params,
+              "machine": _machine(results), "code": _code(), "params": params,
               "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
               **_summary(results), "configs": results}
     if args.json:
@@ -135,7 +136,8 @@ def _model_2d() -> tuple[PisovNet, dict]:
         torch.manual_seed(0)
         config, weights = TrainConfig(), "none: random initial weights (no shipped checkpoint yet)"
         model = build_model(config).eval()
-    return model, {"weights": weights, "channels": config.channels, "blocks": config.blocks,
+    return model, {"weights": weights, "parameters": sum(p.numel() for p in model.parameters()),
+                   "channels": config.channels, "blocks": config.blocks,
                    "input_size": config.size, "spacing_mm": round(SOURCE_SPACING_MM * 256 / config.size, 4)}
 
 
@@ -254,6 +256,7 @@ def measure_volume_3d(params: dict, bf16: bool) -> dict:
     model = _formatted(_model_3d(info), bf16, 3)
     volume, factor = _phantom(params["volume_shape"]), params["source_spacing_mm"] / params["spacing_3d_mm"]
     return {"model": {**info, "dims": 3, "weights": "random initial weights (no 3D checkpoint)",
+                      "parameters": sum(p.numel() for p in model.parameters()),
                       "spacing_mm": params["spacing_3d_mm"]},
             **_volume_timings(lambda: _volume_3d(volume, factor),
                               lambda x: _forward(model, _formatted(x, bf16, 3), bf16), params["volume_repeats"])}
@@ -308,6 +311,16 @@ def _summary(results: dict) -> dict:
     out["bf16_agreement"] = ok["agreement"]["figures"] if "agreement" in ok else None
     out["failed_configs"] = {name: r["error"] for name, r in results.items() if "error" in r}
     return out
+
+
+def _code() -> dict:
+    """Which network was timed: the architecture changes between commits, and the tree may be dirty."""
+    root, network = Path(__file__).resolve().parents[2], Path(sys.modules[PisovNet.__module__].__file__)
+    git = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", str(network)],
+                           capture_output=True, text=True, check=False)
+    return {"git_head": git.stdout.strip() or None, "network_py_modified": bool(dirty.stdout.strip()),
+            "network_py_sha256": hashlib.sha256(network.read_bytes()).hexdigest()[:16]}
 
 
 def _machine(results: dict) -> dict:
