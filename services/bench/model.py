@@ -94,10 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _shape(text: str) -> list[int] | None:
-    try:
-        shape = [int(n) for n in text.lower().split("x")]
-    except ValueError:
-        return None
+    parts = text.lower().split("x")
+    shape = [int(n) for n in parts] if all(n.isdigit() for n in parts) else []
     return shape if len(shape) == 3 and min(shape) >= 4 else None
 
 
@@ -335,17 +333,10 @@ def _machine(results: dict) -> dict:
 
 
 def _print_table(report: dict) -> None:
-    rows = [(f"2D slice, batch 1 (ms)", "slice_2d_ms", "batch1_ms")]
-    rows += [(f"2D slice, batch {report['params']['batch']} (ms/slice)", "slice_2d_ms",
-              f"batch{report['params']['batch']}_ms_per_slice")]
-    rows += [(f"volume {label} {part} (s)", key, f"{part}_s") for label, key in
-             (("2D slicewise", "volume_2d_slicewise_s"), ("3D", "volume_3d_s"))
-             for part in ("preprocess", "network", "total")]
-    print(f"{'figure':36s} {'fp32':>10s} {'bf16':>10s}")
-    for label, key, t in rows:
-        cells = [report[key].get(p, {}).get(t) for p in PRECISIONS]
-        print(f"{label:36s} " + " ".join(f"{c:>10.4g}" if c is not None else f"{'-':>10s}" for c in cells))
-    print(f"preprocess 2D slice (ms): {report['preprocess_2d_ms']}")
-    print("peak RSS above imports (MB): " + ", ".join(f"{k} {v}" for k, v in report["peak_rss_mb"].items()))
-    if report["bf16_agreement"]:
-        print("bf16 vs fp32: " + json.dumps(report["bf16_agreement"]))
+    print(f"{'median':44s} {'fp32':>9s} {'bf16':>9s}")
+    for key in SUMMARY_KEYS.values():
+        for t in next(iter(report[key].values()), {}):
+            cells = [report[key].get(p, {}).get(t) for p in PRECISIONS]
+            print(f"{key + '.' + t:44s} " + " ".join(f"{c:>9.4g}" if c is not None else f"{'-':>9s}" for c in cells))
+    for key in ("preprocess_2d_ms", "peak_rss_mb", "bf16_agreement", "failed_configs"):
+        print(f"{key}: {json.dumps(report[key])}")
