@@ -22,6 +22,7 @@ SUMMARIES = {
     "bench": "measurements: `bench vectorstore`, `bench broker`",
     "train": "train the multitask tumour model on the figshare folds",
     "evaluate": "retrieval mAP, Dice and the paper's criteria of a checkpoint on a test fold",
+    "project": "fit the closed-form embedding projection on a checkpoint's training folds",
     "validate": "the paper's validation (5-fold CV, embedding sizes, task ablation, robustness): docs/results/",
 }
 

@@ -28,6 +28,10 @@ from shared.model.figshare import load_figshare
 from shared.model.training import train
 
 GROUPS = ("cv", "sizes", "tasks", "recipe")
+# Training order when time is short: the runs most tables share first, then the task ablation, the
+# rest of the cross-validation, and the embedding sizes.
+PRIORITY = ("cv-fold5", "tasks-all", "tasks-seg", "tasks-type", "tasks-type-seg", "recipe-plain",
+            "cv-fold1", "cv-fold2", "cv-fold3", "cv-fold4", "size-16", "size-32", "size-96")
 
 
 def command(argv: list[str]) -> int:
@@ -46,9 +50,10 @@ def command(argv: list[str]) -> int:
     device = pick_device(settings.device)
     data = load_figshare(settings.figshare_dir, runs[0].config.size if runs else 128)
     if not args.report_only:
-        for name, run in unique_runs(runs).items():
-            if name == run.name:
-                train_and_evaluate(run, data, args.work, device)
+        trained = [run for name, run in unique_runs(runs).items() if name == run.name]
+        trained.sort(key=lambda run: PRIORITY.index(run.name) if run.name in PRIORITY else len(PRIORITY))
+        for run in trained:
+            train_and_evaluate(run, data, args.work, device)
     results = {r.name: _read(args.work / unique_runs(runs)[r.name].name / "eval.json") for r in runs}
     write_report(runs, results, args, data, device)
     return 0

@@ -120,7 +120,7 @@ class PisovNet(nn.Module):
         self.backbone = Backbone(dims, in_channels, channels, blocks)
         self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
-        self.projection = nn.Linear(channels, projection, bias=False) if projection else None
+        self.projection = nn.Linear(channels, projection) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.
         self.heads = nn.ModuleDict({f"task_{name}": nn.Linear(channels, n) for name, n in (tasks or {}).items()})
 

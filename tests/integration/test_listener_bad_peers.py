@@ -11,7 +11,6 @@ from pathlib import Path
 import psutil
 import pydicom
 import pytest
-from pydicom.sequence import Sequence
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
 
@@ -87,15 +86,26 @@ def test_bad_uids_are_refused_and_nothing_is_written(listener_factory, redis_ser
     assert echo_ok(dcmtk, listener)
 
 
-def nested(depth: int, undefined_length: bool) -> Sequence:
-    inner = pydicom.Dataset()
-    inner.CodeValue = "X"
+def nested_sequence(depth: int, undefined_length: bool) -> bytes:
+    """ReferencedImageSequence (0008,1140) nested `depth` deep, explicit VR LE, built as bytes (pydicom
+    itself cannot write, nor read, such depth: RecursionError)."""
+    body = struct.pack("<HH2sH", 0x0008, 0x0100, b"SH", 2) + b"X "  # CodeValue in the innermost item
     for _ in range(depth):
-        outer = pydicom.Dataset()
-        outer.ReferencedImageSequence = Sequence([inner])
-        outer.ReferencedImageSequence.is_undefined_length = undefined_length
-        inner = outer
-    return inner.ReferencedImageSequence
+        if undefined_length:
+            item = struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF) + body + struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
+            body = (struct.pack("<HH2sHL", 0x0008, 0x1140, b"SQ", 0, 0xFFFFFFFF) + item
+                    + struct.pack("<HHL", 0xFFFE, 0xE0DD, 0))
+        else:
+            item = struct.pack("<HHL", 0xFFFE, 0xE000, len(body)) + body
+            body = struct.pack("<HH2sHL", 0x0008, 0x1140, b"SQ", 0, len(item)) + item
+    return body
+
+
+def with_element_before_patient_name(path: Path, element: bytes) -> Path:
+    raw = path.read_bytes()
+    at = raw.index(struct.pack("<HH2s", 0x0010, 0x0010, b"PN"))  # after Modality (0008,0060)
+    path.write_bytes(raw[:at] + element + raw[at:])
+    return path
 
 
 @pytest.mark.parametrize(("undefined_length", "expected"), [(True, 0xC003), (False, 0x0000)])
@@ -103,9 +113,7 @@ def test_deeply_nested_sequences(listener_factory, redis_server, dcmtk, tmp_path
     """Undefined lengths must be walked, so depth is capped (0xC003); defined ones are skipped unread."""
     listener = listener_factory(redis_server.url)
     path = synthesize_series(tmp_path / "nested", slices=1, size=16)[0]
-    ds = pydicom.dcmread(path)
-    ds.ReferencedImageSequence = nested(500, undefined_length)
-    ds.save_as(path)
+    with_element_before_patient_name(path, nested_sequence(5000, undefined_length))
     assert send_file(listener.port, path) == expected
     assert echo_ok(dcmtk, listener)
 
