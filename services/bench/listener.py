@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import socket
 import subprocess
 import sys
@@ -58,3 +57,88 @@ def synthesize_series(folder: Path, slices: int, size: int, study_uid: str | Non
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tumorsearch bench listener", description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=160)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3, help="sends per server; the best is reported")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], port: int, env: dict[str, str], log_path: Path):
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not _port_open(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"expected {argv[0]} to listen on {port}; see {log_path}")
+            time.sleep(0.05)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+def send_rate(port: int, called_ae: str, files: list[Path], repeats: int) -> float:
+    """Best instances/s of one storescu association sending every file (TCP_NODELAY=1)."""
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    best = 0.0
+    for _ in range(repeats):
+        started = time.monotonic()
+        subprocess.run([STORESCU, "-aet", CALLING_AE, "-aec", called_ae, "127.0.0.1", str(port), *map(str, files)],
+                       env=env, check=True, capture_output=True)
+        best = max(best, len(files) / (time.monotonic() - started))
+    return best
+
+
+def command(argv: list[str]) -> int:
+    args = parse(argv)
+    with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix=".bench-listener-") as work_dir:
+        work = Path(work_dir)  # under the working directory: the same disk the listener's home uses
+        files = synthesize_series(work / "series", args.slices, args.size)
+        env = {**os.environ, "TCP_NODELAY": "1"}
+        port = free_port()
+        (work / "storescp").mkdir()
+        with serving([STORESCP, "-aet", "STORESCP", "-od", str(work / "storescp"), str(port)], port, env,
+                     work / "storescp.log"):
+            storescp = send_rate(port, "STORESCP", files, args.repeats)
+        with EmbeddedBroker(work / "broker", free_port(), DEBIAN_REDIS) as broker:
+            port = free_port()
+            listener_env = {**env, "TUMORSEARCH_HOME": str(work / "home"), "TUMORSEARCH_BROKER__URL": broker.url,
+                            "TUMORSEARCH_LISTENER__PORT": str(port), "TUMORSEARCH_LOG__LEVEL": "WARNING"}
+            tumorsearch = str(Path(sys.executable).parent / "tumorsearch")
+            with serving([tumorsearch, "listener"], port, listener_env, work / "listener.log"):
+                listener = send_rate(port, LISTENER_AE, files, args.repeats)
+    figures = {
+        "listener_per_s": round(listener, 1), "storescp_per_s": round(storescp, 1),
+        "ratio_vs_storescp": round(listener / storescp, 3), "slices": args.slices, "size": args.size,
+        "pixel_bytes_per_instance": args.size * args.size * 2, "repeats": args.repeats, "fsync_before_ack": True,
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"

@@ -58,11 +58,11 @@ def read_ids(data: bytes, encoding: Encoding) -> DatasetIds:
     while position < len(data):
         current = levels[-1] if levels else encoding
         tag, position = _read_tag(data, position, current.little)
-        if not levels and tag > LAST_NEEDED:
-            break
         if tag in (ITEM, ITEM_END, SEQUENCE_END):
             position = _delimiter(data, position, tag, current, levels)
             continue
+        if not levels and tag > LAST_NEEDED:
+            break
         vr, length, position = _read_header(data, position, current)
         if length == UNDEFINED:
             _open_sequence(levels, current, vr)

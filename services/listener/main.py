@@ -12,7 +12,7 @@ from celery import Celery
 
 from services.listener.admission import Admission
 from services.listener.association_log import AssociationLog
-from services.listener.durable_write import clean_incoming, free_megabytes
+from services.listener.durable_write import clean_incoming
 from services.listener.handover import Handover
 from services.listener.metrics import ListenerMetrics
 from services.listener.outbox import Outbox

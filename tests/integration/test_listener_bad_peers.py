@@ -3,6 +3,7 @@ lives on (a legitimate C-ECHO still succeeds afterwards)."""
 
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import time
@@ -11,7 +12,9 @@ from pathlib import Path
 import psutil
 import pydicom
 import pytest
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pynetdicom import AE
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import MRImageStorage, Verification
 
 from services.bench.listener import synthesize_series
@@ -53,13 +56,30 @@ def crafted_file(folder: Path, *, command_uid: str, dataset_uid: str, study_uid:
 
 
 def send_file(port: int, path: Path) -> int:
+    """C-STORE the file's dataset bytes exactly as they are (pynetdicom's send_c_store would decode and
+    re-encode them), with the command's UIDs taken from the file meta."""
+    raw = path.read_bytes()
+    stream = io.BytesIO(raw)
+    read_preamble(stream, False)
+    meta = _read_file_meta_info(stream)
     ae = AE(ae_title="GOOD")
-    ae.add_requested_context(MRImageStorage)
+    ae.add_requested_context(MRImageStorage, [str(meta.TransferSyntaxUID)])
     assoc = ae.associate("127.0.0.1", port, ae_title=LISTENER_AE)
     assert assoc.is_established
     try:
-        status = assoc.send_c_store(path)
-        return int(status.Status)
+        request = C_STORE()
+        request.MessageID, request.Priority = 1, 2
+        request.AffectedSOPClassUID = MRImageStorage
+        request.AffectedSOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        request.DataSet = io.BytesIO(raw[stream.tell():])
+        # As send_c_store does: pause the association's reactor, else it takes the response off the queue.
+        assoc._reactor_checkpoint.clear()
+        while not assoc._is_paused:
+            time.sleep(0.001)
+        assoc.dimse.send_msg(request, assoc.accepted_contexts[0].context_id)
+        _, response = assoc.dimse.get_msg(block=True)
+        assoc._reactor_checkpoint.set()
+        return int(response.Status)
     finally:
         assoc.release()
 
