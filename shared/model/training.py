@@ -20,6 +20,7 @@ from shared.model.config import TrainConfig
 from shared.model.device import autocast, seed_everything
 from shared.model.figshare import Slices
 from shared.model.losses import mask_loss, supervised_contrastive, task_loss
+from shared.model.steps import optimisation_step
 from shared.model.tasks import CLASSIFICATION_TASKS, MISSING
 
 WARMUP_EPOCHS = 1
@@ -94,12 +95,7 @@ def _epoch(model, optimizer, scheduler, data: Slices, config: TrainConfig, epoch
         batch = {k: _to(v, device) for k, v in batch.items()}
         with autocast(device):
             loss, parts = batch_loss(model, batch, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        for key, value in {"loss": float(loss.detach()), **parts}.items():
-            sums[key] = sums.get(key, 0.0) + value
+        optimisation_step(loss, parts, optimizer, scheduler, sums)
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     return {k: round(v / steps, 4) for k, v in sums.items()}
 

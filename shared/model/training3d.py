@@ -29,6 +29,7 @@ from shared.model.network import STRIDE, PisovNet
 from shared.model.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
 from shared.model.tasks import MISSING, SIZE_NAMES, mask_box
 from shared.model.volumes import AXES, VOLUME_TYPES, Volume, check_shape
+from shared.model.steps import optimisation_step
 
 # Rough clinical cut-offs, not tertiles of any data set: < 5 cm³ (about 2 cm across) is small,
 # > 30 cm³ (about 4 cm across) is large.
@@ -150,12 +151,7 @@ def _epoch(model, optimizer, scheduler, volumes: list[Volume], config: Train3DCo
         batch = make_batch([volumes[i] for i in index])
         with autocast(torch.device("cpu")):
             loss, parts = batch_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        for key, value in {"loss": float(loss.detach()), **parts}.items():
-            sums[key] = sums.get(key, 0.0) + value
+        optimisation_step(loss, parts, optimizer, scheduler, sums)
     return {k: round(v / len(batches), 4) for k, v in sums.items()}
 
 
