@@ -59,7 +59,7 @@ def retrieval_examples(rows: list[list[dict]], path: Path) -> None:
             ax.set_title(cell["title"], fontsize=7)
             ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 

@@ -91,11 +91,19 @@ def checkpoint_figures(folder: Path, data, out: Path, device: torch.device) -> l
         pred_q = predict(model, test.images, boxes, device)
         m, p10, _ = map_and_p10(pred_q.embeddings["expert"], test.types, pred_d.embeddings["expert"], base.types)
         robustness[fraction] = {"map": m, "p10": p10}
-        lines.append(f"| each side scaled and shifted by up to ±{fraction:.0%} | {m:.4f} | {p10:.4f} |")
+        label = f"each side scaled and shifted by up to ±{fraction:.0%}" if fraction else "exact expert boxes"
+        lines.append(f"| {label} | {m:.4f} | {p10:.4f} |")
     pred_q = predict(model, test.images, q_boxes, device)
     _figures(pred_q, pred_d, test, base, out)
-    lines += ["", "Robustness (paper Tab. 4): the model only ever saw exact boxes; the database keeps exact boxes.",
-              "", "![t-SNE](tsne.png)", "", "![Retrieval examples](retrieval_examples.png)", ""]
+    lines += ["", "Robustness (paper Tab. 4): the model only ever saw exact boxes; the database keeps exact boxes.", ""]
+    knn = card.get("metrics", {}).get("knn_accuracy")
+    if knn:
+        figures.knn_curves(knn, out / "knn.png", f"KNN accuracy against k, {card['model_version']}, fold 5")
+        lines += ["KNN accuracy of the embedding for each task against k (paper Fig. 4), from the checkpoint's card:",
+                  "", "![KNN accuracy against k](knn.png)", ""]
+    lines += ["t-SNE map of the fold-5 and fold 1-4 embeddings (paper Fig. 5):", "", "![t-SNE](tsne.png)", "",
+              "Retrieval examples (paper Fig. 6): two fold-5 queries per type (yellow outline: expert mask) and "
+              "their four nearest database images (green):", "", "![Retrieval examples](retrieval_examples.png)", ""]
     (out / "robustness.json").write_text(json.dumps(robustness, indent=2) + "\n")
     return lines
 
