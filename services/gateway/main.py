@@ -10,7 +10,7 @@ import redis
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from shared.program import start_program
-from shared.vectorstore.qdrant_backend import QdrantStore
+from shared.vectorstore.factory import open_server
 from shared.wsgi import serve_until_signalled
 
 log = logging.getLogger("tumorsearch.gateway")
@@ -18,9 +18,8 @@ log = logging.getLogger("tumorsearch.gateway")
 
 def readiness_checks(settings: GatewaySettings) -> dict:
     broker = redis.Redis.from_url(settings.broker.url, socket_timeout=2, socket_connect_timeout=2)
-    store_settings = settings.vector_store
-    api_key = store_settings.api_key.get_secret_value() if store_settings.api_key else None
-    store = QdrantStore.server(store_settings.url, api_key=api_key, timeout_s=min(store_settings.timeout_s, 3.0))
+    # A readiness probe must answer quickly even when the store hangs.
+    store = open_server(settings.vector_store, timeout_s=min(settings.vector_store.timeout_s, 3.0))
     return {"broker": broker.ping, "vector_store": store.ping}
 
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from shared.model.tasks import CLASSIFICATION_TASKS, SIZE_NAMES, TUMOR_TYPES  # noqa: E402
+from shared.model.tasks import SIZE_NAMES, TUMOR_TYPES  # noqa: E402
 
 COLOURS = ("tab:blue", "tab:red", "tab:green")
 
@@ -62,6 +62,3 @@ def retrieval_examples(rows: list[list[dict]], path: Path) -> None:
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
-
-def task_names() -> list[str]:
-    return list(CLASSIFICATION_TASKS)

@@ -12,7 +12,7 @@ from services.vectorhost.api import create_app
 from services.vectorhost.settings import VectorHostSettings
 from shared.contracts.storage import StudyLayout
 from shared.program import start_program
-from shared.vectorstore.edge_backend import EdgeStore
+from shared.vectorstore.factory import open_embedded
 from shared.wsgi import serve_until_signalled
 
 log = logging.getLogger("tumorsearch.vectorhost")
@@ -23,7 +23,7 @@ def command(argv: list[str]) -> int:
                              "Settings: TUMORSEARCH_VECTORHOST__* (docs/configuration.md).", os.environ)
     layout = StudyLayout(settings.home)
     layout.vectors.mkdir(parents=True, exist_ok=True)
-    store = EdgeStore(layout.vectors)
+    store = open_embedded(layout.vectors)
     try:
         section = settings.vectorhost
         serve_until_signalled(create_app(store, version("qdrant-client")), section.host, section.port, 4, log)

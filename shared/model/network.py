@@ -17,7 +17,6 @@ cost more than the whole backbone, for no gain in the mask.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -9,11 +9,12 @@ from shared.config import VectorStoreSettings
 from shared.vectorstore.base import VectorStore
 
 
-def open_server(settings: VectorStoreSettings) -> VectorStore:
+def open_server(settings: VectorStoreSettings, timeout_s: float | None = None) -> VectorStore:
+    """The Qdrant REST endpoint of `settings`; `timeout_s` overrides the request timeout (probes)."""
     from shared.vectorstore.qdrant_backend import QdrantStore
 
     api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
-    return QdrantStore.server(settings.url, api_key=api_key, timeout_s=settings.timeout_s)
+    return QdrantStore.server(settings.url, api_key=api_key, timeout_s=timeout_s or settings.timeout_s)
 
 
 def open_embedded(root: str | Path) -> VectorStore:

@@ -15,10 +15,10 @@ import pytest
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pynetdicom import AE
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.sop_class import MRImageStorage, Verification
+from pynetdicom.sop_class import MRImageStorage
 
 from services.bench.listener import synthesize_series
-from test_listener_harness import LISTENER_AE, listener_factory  # noqa: F401 - fixture
+from support.listener import LISTENER_AE
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,7 @@ from services.bench.listener import synthesize_series
 from shared.contracts.storage import StudyLayout
 from support.dcmtk import STORESCU, TIMEOUT_ARGS
 from support.ports import LOCALHOST
-from test_listener_harness import LISTENER_AE, Listener, start_listener, study_messages
-from test_listener_storage import split_part10
+from support.listener import LISTENER_AE, Listener, split_part10, start_listener, study_messages
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.bench.listener import synthesize_series
 from services.listener.metrics import PREFIX
 from shared.contracts.storage import StudyLayout
-from test_listener_harness import LISTENER_AE, Listener, listener_factory, study_messages  # noqa: F401 - fixture
+from support.listener import LISTENER_AE, Listener, study_messages
 
 # pydicom warns about the non-conformant study UID we send on purpose.
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Invalid value for VR UI:UserWarning")]

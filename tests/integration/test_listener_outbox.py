@@ -9,7 +9,7 @@ import pytest
 from services.bench.listener import synthesize_series
 from support.ports import free_port
 from support.servers import start_redis
-from test_listener_harness import LISTENER_AE, listener_factory, study_messages  # noqa: F401 - fixture
+from support.listener import LISTENER_AE, study_messages
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,6 @@ Orthanc pushing a study, and two listener replicas sharing Redis and storage."""
 
 from __future__ import annotations
 
-import io
 import json
 import urllib.request
 from pathlib import Path
@@ -11,28 +10,19 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, MRImageStorage
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from services.bench.listener import synthesize_series
 from shared.contracts.storage import StudyLayout
-from test_listener_harness import LISTENER_AE, listener_factory, study_messages  # noqa: F401 - fixture
+from support.listener import LISTENER_AE, split_part10, study_messages
 
 pytestmark = pytest.mark.integration
 
 # storescu flag that proposes each file's own transfer syntax (shared/data/README.md lists the files).
 PROPOSE = {"1": "-xe", "2": "-xi", "3": "-xb", "4": "-xr", "5": "-xs", "6": "-xs", "7": "-xt", "8": "-xt",
            "9": "-xv"}
-
-
-def split_part10(raw: bytes) -> tuple[str, bytes]:
-    """(transfer syntax, the dataset bytes after the file meta information) of a DICOM file."""
-    stream = io.BytesIO(raw)
-    read_preamble(stream, False)
-    meta = _read_file_meta_info(stream)
-    return str(meta.TransferSyntaxUID), raw[stream.tell():]
 
 
 def test_every_transfer_syntax_arrives_byte_for_byte_and_decodes_identically(

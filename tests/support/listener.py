@@ -1,24 +1,23 @@
-"""Runs `tumorsearch listener` as a real subprocess for the listener's integration tests (imported by the
-other test_listener_* modules), reads the hand-over queue with kombu, and checks the harness itself."""
+"""Runs `tumorsearch listener` as a real subprocess for the listener's tests and reads the hand-over queue
+with kombu (the `listener_factory` fixture is in tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from kombu import Connection
+from pydicom.filereader import _read_file_meta_info, read_preamble
 
 from support.ports import free_port, port_is_open
 from support.processes import ManagedProcess, running
 from shared.contracts.tasks import PROCESS_STUDY, STUDY_QUEUE
-
-pytestmark = pytest.mark.integration
 
 LISTENER_AE = "TUMORSEARCH"
 TUMORSEARCH = Path(sys.executable).parent / "tumorsearch"
@@ -64,18 +63,6 @@ def start_listener(workdir: Path, redis_url: str, *, home: Path | None = None, p
         yield Listener(port, home, process)
 
 
-@pytest.fixture
-def listener_factory(tmp_path: Path):
-    with ExitStack() as stack:
-        count = iter(range(100))
-
-        def make(redis_url: str, **kwargs) -> Listener:
-            name = kwargs.pop("name", f"listener-{next(count)}")
-            return stack.enter_context(start_listener(tmp_path, redis_url, name=name, **kwargs))
-
-        yield make
-
-
 def study_messages(redis_url: str, *, wait_s: float, expect: int | None = None) -> list[dict]:
     """Every StudyReady waiting in the studies queue after `wait_s` (sooner once `expect` arrived)."""
     messages: list[dict] = []
@@ -97,8 +84,9 @@ def study_messages(redis_url: str, *, wait_s: float, expect: int | None = None) 
     return messages
 
 
-def test_listener_starts_and_answers_echo(listener_factory, redis_server, dcmtk):
-    listener = listener_factory(redis_server.url)
-    done = dcmtk.echoscu(listener.port, called_aet=LISTENER_AE)
-    assert done.returncode == 0, f"expected echoscu to succeed; found exit {done.returncode}\n{done.stderr}"
-    listener.wait_for_log('"result": "released"')
+def split_part10(raw: bytes) -> tuple[str, bytes]:
+    """(transfer syntax, the dataset bytes after the file meta information) of a DICOM file."""
+    stream = io.BytesIO(raw)
+    read_preamble(stream, False)
+    meta = _read_file_meta_info(stream)
+    return str(meta.TransferSyntaxUID), raw[stream.tell():]
