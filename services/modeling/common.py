@@ -1,4 +1,4 @@
-"""What the model commands share: the data folder default, the code version, JSON output."""
+"""What the model commands share: the code version and JSON output."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "figshare-cetumor"
 
 
 def code_version() -> str:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from services.modeling.common import DEFAULT_DATA, code_version
+from services.modeling.common import code_version
 from services.modeling.settings import ModelSettings
 from shared.config.startup import settings_or_exit
 from shared.model.config import TrainConfig
@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tumorsearch train", description="Train the multitask tumour model. "
                                 "Resumes from --out when it holds an unfinished run of the same configuration. "
                                 "`--dims 3 --labels CSV` trains the 3D path on volumes (see docs/model-3d.md).")
-    p.add_argument("--data", type=Path, default=None, help=f"figshare folder (default {DEFAULT_DATA})")
+    p.add_argument("--data", type=Path, default=None, help="figshare folder (default: figshare-cetumor/ in TUMORSEARCH_DATA_DIR)")
     p.add_argument("--test-fold", type=int, default=defaults.test_fold, help="fold kept out (1-5; 0 = none)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (written after every epoch)")
     p.add_argument("--tasks", default=",".join(ALL_TASKS), help=f"subset of {','.join(ALL_TASKS)}")

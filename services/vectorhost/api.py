@@ -17,6 +17,8 @@ from shared.vectorstore.base import CollectionMissing
 
 api = Blueprint("qdrant", __name__)
 SERVER_TITLE = "tumorsearch embedded vector store (qdrant-edge)"
+# Every update here is applied and flushed before the answer: Qdrant's "completed" (as with wait=true).
+UPDATE_DONE = {"operation_id": 0, "status": "completed"}
 
 
 def create_app(store, client_version: str) -> Flask:
@@ -101,7 +103,7 @@ def create_index(name: str):
     started = time.perf_counter()
     with current_app.extensions["lock"]:
         _store().spec(name)
-    return _ok({"operation_id": 0, "status": "completed"}, started)
+    return _ok(UPDATE_DONE, started)
 
 
 @api.put("/collections/<name>/points")
@@ -110,7 +112,7 @@ def upsert(name: str):
     with current_app.extensions["lock"]:
         spec = _store().spec(name)
         _store().upsert(name, qj.points_from_upsert(request.get_json(force=True), spec))
-    return _ok({"operation_id": 0, "status": "completed"}, started)
+    return _ok(UPDATE_DONE, started)
 
 
 @api.post("/collections/<name>/points/delete")
@@ -121,7 +123,7 @@ def delete(name: str):
         raise qj.Unsupported("delete: expected a `filter` selector (delete by filter)")
     with current_app.extensions["lock"]:
         _store().delete(name, qj.filter_from_json(body["filter"]) or qj.Filter())
-    return _ok({"operation_id": 0, "status": "completed"}, started)
+    return _ok(UPDATE_DONE, started)
 
 
 @api.post("/collections/<name>/points/query")

@@ -11,6 +11,7 @@ from pathlib import Path
 from services.gateway.settings import GatewaySettings
 from services.launcher.settings import RunSettings
 from services.listener.settings import ListenerSettings
+from services.modeling.settings import ModelSettings
 from services.vectorhost.settings import VectorHostSettings
 from services.worker.settings import WorkerSettings
 from shared.config.describe import markdown_table
@@ -24,6 +25,7 @@ PROGRAMS = {
     "gateway": GatewaySettings,
     "vectorstore": VectorHostSettings,
     "run": RunSettings,
+    "train/evaluate/validate/project": ModelSettings,
 }
 
 
