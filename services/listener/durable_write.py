@@ -10,25 +10,48 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
 
-def write_durably(data: bytes, final_path: Path, incoming: Path) -> None:
-    """Store `data` at `final_path` (replacing an earlier copy: the same instance is stored once)."""
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=incoming, suffix=".part")
+def write_durably(chunks: tuple[bytes, ...], final_path: Path, incoming: Path) -> None:
+    """Store the concatenated `chunks` at `final_path` (replacing an earlier copy: the same instance is
+    stored once). Chunks, not one bytes object: the header and the received dataset are never copied."""
+    temporary = incoming / f"{uuid.uuid4().hex}.part"  # unique across threads, processes and replicas
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final_path)
+        try:
+            _write_all(descriptor, chunks)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        _rename_into(temporary, final_path)
     except BaseException:
-        _remove_quietly(Path(temporary))
+        _remove_quietly(temporary)
         raise
     fsync_directory(final_path.parent)
+
+
+def _rename_into(temporary: Path, final_path: Path) -> None:
+    """Rename, creating the study folder on its first instance only (a mkdir per instance costs time)."""
+    try:
+        os.replace(temporary, final_path)
+    except FileNotFoundError:
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (final_path.parent.parent, final_path.parent.parent.parent):  # the new folders' entries
+            fsync_directory(folder)
+        os.replace(temporary, final_path)
+
+
+def _write_all(descriptor: int, chunks: tuple[bytes, ...]) -> None:
+    views = [memoryview(chunk) for chunk in chunks if chunk]
+    while views:
+        written = os.writev(descriptor, views)
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views and written:
+            views[0] = views[0][written:]
 
 
 def fsync_directory(folder: Path) -> None:

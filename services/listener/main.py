@@ -11,6 +11,7 @@ import redis
 from celery import Celery
 
 from services.listener.admission import Admission
+from services.listener.arrivals import Arrivals
 from services.listener.association_log import AssociationLog
 from services.listener.durable_write import clean_incoming
 from services.listener.handover import Handover
@@ -54,12 +55,15 @@ def command(argv: list[str]) -> int:
     admission = Admission(PeerPolicy.from_entries(section.peers), section.ae_title, section.max_associations,
                           layout.home, section.min_free_disk_mb)
     records = AssociationLog(metrics)
-    storage = StorageDependencies(layout, outbox, state, records, admission.disk_low)
+    arrivals = Arrivals(state)
+    storage = StorageDependencies(layout, outbox, arrivals, records, admission.disk_low)
     handover = Handover(state, outbox, layout, partial(send_study_ready, app), metrics)
     handover.tick()  # replay the outbox before the first association (when Redis answers)
     loop = threading.Thread(target=handover.run, args=(stopping, min(1.0, section.quiet_period_s / 5)),
                             name="handover", daemon=True)
     loop.start()
+    toucher = threading.Thread(target=arrivals.run, args=(stopping,), name="arrivals", daemon=True)
+    toucher.start()
     if section.metrics_port:
         metrics.serve(section.host, section.metrics_port)
     server = start_server(section, build_ae(section), ListenerParts(admission, records, storage))
@@ -70,4 +74,5 @@ def command(argv: list[str]) -> int:
     log.info("stopping")
     server.shutdown()
     loop.join(timeout=5)
+    toucher.join(timeout=5)
     return 0

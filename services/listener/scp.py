@@ -14,7 +14,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 
 from services.listener.admission import Admission
@@ -43,6 +43,10 @@ STORAGE_TRANSFER_SYNTAXES = (
 
 
 def build_ae(section: ListenerSection) -> AE:
+    # pynetdicom binds per-PDU and per-message debug log handlers to every association by default; their
+    # output is never shown (its logger is at WARNING) but they cost CPU on every PDU. Our own log is
+    # association_log.py.
+    _config.LOG_HANDLER_LEVEL = "none"
     ae = AE(ae_title=section.ae_title)
     ae.require_called_aet = True
     # pynetdicom counts every connection, associated or not, against this; our own cap on admitted

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 from pynetdicom import evt
 
+from services.listener.arrivals import Arrivals
 from services.listener.association_log import AssociationLog
 from services.listener.dataset_ids import Encoding, UnreadableDataset, read_ids
 from services.listener.durable_write import write_durably
+from services.listener.file_meta import file_header
 from services.listener.outbox import Outbox
 from services.listener.statuses import StoreStatus
-from services.listener.study_state import StudyState
 from shared.contracts.storage import StudyLayout
 from shared.contracts.uids import InvalidUid, validate_uid
 
@@ -30,7 +31,7 @@ log = logging.getLogger("tumorsearch.listener")
 class StorageDependencies:
     layout: StudyLayout
     outbox: Outbox
-    state: StudyState
+    arrivals: Arrivals
     records: AssociationLog
     disk_low: Callable[[], bool]
 
@@ -57,23 +58,24 @@ def store_instance(event: evt.Event, deps: StorageDependencies) -> int:
     """Store the instance of a C-STORE request durably; returns its size or raises Refused."""
     if deps.disk_low():
         raise Refused(StoreStatus.OUT_OF_RESOURCES, "free disk under the watermark")
-    study_uid, instance_uid = checked_uids(event)
-    data = event.encoded_dataset(include_meta=True)
+    dataset = event.encoded_dataset(include_meta=False)
+    study_uid, instance_uid, sop_class_uid = checked_uids(event, dataset)
+    header = file_header(sop_class_uid, instance_uid, str(event.context.transfer_syntax))
     try:
-        write_durably(data, deps.layout.instance_path(study_uid, instance_uid), deps.layout.incoming)
+        write_durably((header, dataset), deps.layout.instance_path(study_uid, instance_uid), deps.layout.incoming)
         deps.outbox.mark_pending(study_uid)
     except OSError as error:
         raise Refused(StoreStatus.OUT_OF_RESOURCES, f"write failed: {error.strerror or type(error).__name__}")
-    deps.state.touch(study_uid)  # best effort: the outbox marker already guarantees the hand-over
-    return len(data)
+    deps.arrivals.note(study_uid)  # Redis is touched off the acknowledgement path (arrivals.py)
+    return len(header) + len(dataset)
 
 
-def checked_uids(event: evt.Event) -> tuple[str, str]:
-    """(study UID, SOP instance UID) after every check on the identifiers; raises Refused."""
+def checked_uids(event: evt.Event, dataset: bytes) -> tuple[str, str, str]:
+    """(study UID, SOP instance UID, SOP class UID) after every check on the identifiers; raises Refused."""
     request = event.request
     encoding = Encoding.of(str(event.context.transfer_syntax))
     try:
-        ids = read_ids(event.encoded_dataset(include_meta=False), encoding)
+        ids = read_ids(dataset, encoding)
     except UnreadableDataset as error:
         raise Refused(StoreStatus.UNREADABLE_DATASET, str(error)) from None
     try:
@@ -81,15 +83,16 @@ def checked_uids(event: evt.Event) -> tuple[str, str]:
         validate_uid(ids.series_instance_uid, "SeriesInstanceUID")
         instance_uid = validate_uid(ids.sop_instance_uid, "SOPInstanceUID")
         command_uid = validate_uid(str(request.AffectedSOPInstanceUID or ""), "AffectedSOPInstanceUID")
+        sop_class_uid = validate_uid(str(request.AffectedSOPClassUID or ""), "AffectedSOPClassUID")
     except InvalidUid as error:
         raise Refused(StoreStatus.INVALID_UID, str(error)) from None
     if command_uid != instance_uid:
         raise Refused(StoreStatus.INSTANCE_UID_MISMATCH, "AffectedSOPInstanceUID: expected the dataset's "
                       "SOPInstanceUID, found another UID")
-    if ids.sop_class_uid != str(request.AffectedSOPClassUID):
+    if ids.sop_class_uid != sop_class_uid:
         raise Refused(StoreStatus.SOP_CLASS_MISMATCH, "SOPClassUID: expected the command's "
                       "AffectedSOPClassUID, found another value")
-    return study_uid, instance_uid
+    return study_uid, instance_uid, sop_class_uid
 
 
 def _refuse(event: evt.Event, deps: StorageDependencies, status: StoreStatus, detail: str) -> int:

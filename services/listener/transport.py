@@ -24,6 +24,7 @@ from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
+from services.listener.responsive import make_responsive
 from services.listener.peers import PeerPolicy
 
 log = logging.getLogger("tumorsearch.listener")
@@ -88,6 +89,7 @@ class GuardedRequestHandler(RequestHandler):
         sock.max_pdu_bytes = self.server.max_pdu_bytes
         sock.on_oversized = self.server.on_oversized_pdu
         assoc.set_socket(sock)
+        make_responsive(assoc)  # lower C-STORE latency (responsive.py)
         assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
         assoc.acceptor.ae_title = self.server.ae_title
         assoc.acceptor.address_info = self.local

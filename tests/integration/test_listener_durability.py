@@ -184,3 +184,17 @@ def test_disk_filling_up_inside_an_open_association_answers_a700(tmp_path: Path,
                   for ds in (pydicom.dcmread(p, stop_before_pixels=True) for p in paths)]
         assert stored == [True, False, True], f"expected nothing written for the refused instance; found {stored}"
         listener.wait_for_log('"rejected": {"out_of_resources": 1}')
+
+
+def test_start_removes_stale_temporary_files_and_keeps_fresh_ones(tmp_path: Path, redis_server):
+    # A killed listener leaves `incoming/*.part` (never acknowledged); a replica may be writing a fresh one.
+    incoming = tmp_path / "home" / "incoming"
+    incoming.mkdir(parents=True)
+    stale, fresh = incoming / "stale.part", incoming / "fresh.part"
+    stale.write_bytes(b"half an instance")
+    fresh.write_bytes(b"being written")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    with start_listener(tmp_path, redis_server.url, name="cleaner"):
+        assert not stale.exists(), "expected the stale .part to be removed at start"
+        assert fresh.exists(), "expected a fresh .part (a replica's write in progress) to be kept"
