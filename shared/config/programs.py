@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.config.sections import Section
 
@@ -115,6 +115,24 @@ class WorkerSection(Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto`: CUDA when present, else CPU.")
     max_deliveries: int = Field(3, ge=1, le=100, description="Deliveries of one task before it is rejected "
                                                              "as poison (a study that kills the worker).")
+    checkpoint: Path | None = Field(None, description="Model checkpoint folder; empty = the one shipped in the "
+                                                      "package (shared/model/checkpoints/figshare-2d).")
+    series_rule: Literal["post_contrast_t1", "all"] = Field(
+        "post_contrast_t1", description="Which MR series of a study are processed: the most likely post-contrast "
+                                        "T1 one, or every MR series.")
+    max_image_mb: int = Field(1024, ge=1, le=65536, description="Largest declared pixel data of one series "
+                                                                "(rows x columns x frames x bits), refused "
+                                                                "before decoding.")
+    min_tumor_area_mm2: float = Field(20.0, ge=0, description="Smallest tumour kept on a single-slice study.")
+    min_tumor_volume_mm3: float = Field(200.0, ge=0, description="Smallest tumour kept in a volume.")
+    seg_destination: str | None = Field(None, pattern=r"^[^@]{1,16}@[^:]+:[0-9]{1,5}$",
+                                        description="`AE@host:port` to C-STORE each DICOM SEG to (e.g. the PACS); "
+                                                    "empty = keep it on disk only.")
+    patient_hash_key: SecretStr | None = Field(None, description="Key of the patient hash (same-patient "
+                                                                 "exclusion); empty = a random key kept in "
+                                                                 "<home>/keys/patient-hash.key.")
+    soft_time_limit_s: int = Field(900, ge=10, description="A study taking longer is stopped and marked failed; "
+                                                           "keep it below the broker's visibility timeout.")
 
 
 class VectorHostSection(Section):

@@ -4,6 +4,7 @@
     <home>/incoming/                                      temporary files, renamed into studies/
     <home>/outbox/                                        hand-overs not yet accepted by the broker
     <home>/thumbnails/<k[:2]>/<point id>.png              tumour thumbnails the worker writes
+    <home>/derived/<k[:2]>/<study key>/<series key>.seg.dcm  DICOM SEG of the tumours the worker writes
     <home>/vectors/                                       the embedded vector store (one machine)
     <home>/broker/                                        the embedded broker's append-only file
 
@@ -44,6 +45,14 @@ class StudyLayout:
         return self.home / "thumbnails"
 
     @property
+    def derived(self) -> Path:
+        return self.home / "derived"
+
+    def segmentation_path(self, study_uid: str, series_uid: str) -> Path:
+        key = uid_key(study_uid, "study")
+        return self.derived / key[:2] / key / f"{uid_key(series_uid, 'series')}.seg.dcm"
+
+    @property
     def vectors(self) -> Path:
         return self.home / "vectors"
 
@@ -79,7 +88,8 @@ class StudyLayout:
         return self.home.joinpath(*parts)
 
     def ensure(self) -> None:
-        for folder in (self.studies, self.incoming, self.outbox, self.thumbnails, self.vectors, self.broker):
+        for folder in (self.studies, self.incoming, self.outbox, self.thumbnails, self.derived, self.vectors,
+                       self.broker):
             folder.mkdir(parents=True, exist_ok=True)
 
 

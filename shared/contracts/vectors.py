@@ -67,6 +67,9 @@ class TumorPayload(BaseModel):
     type_probabilities: dict[str, float]
     size_mm3: float = Field(ge=0, description="volume (3D) or area x slice thickness (single slice)")
     hemisphere: Literal["left", "right", "midline", "unknown"] = "unknown"
+    anterior_posterior: Literal["anterior", "posterior", "central", "unknown"] = "unknown"
+    superior_inferior: Literal["superior", "inferior", "central", "unknown"] = "unknown"
+    slices: int = Field(1, ge=1, description="slices of the series the tumour was found in")
     centroid_mm: tuple[float, float, float] = Field(description="patient coordinates (LPS), millimetres")
     box_voxels: tuple[int, int, int, int, int, int]
     patient_hash: str = Field(pattern=r"^[0-9a-f]{32}$")

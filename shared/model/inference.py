@@ -36,18 +36,25 @@ def largest_component_box(mask: np.ndarray, min_pixels: int = 1) -> tuple[int, .
 
 
 @torch.no_grad()
+def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: bool = True
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(coarse maps in fp32, tumour probability (N, H, W)) of a batch of prepared 2D images: the network
+    under bf16 autocast, what follows in fp32. The one forward pass of evaluation and of the worker."""
+    x = torch.from_numpy(images)[:, None].to(device).contiguous(memory_format=torch.channels_last)
+    with autocast(device, enabled=bf16):
+        both = model.features(x)
+        logits = model.segment(both)
+    return both[0].float(), torch.sigmoid(logits.float())[:, 0]
+
+
+@torch.no_grad()
 def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None, device: torch.device,
             batch_size: int = 64, bf16: bool = True) -> Predictions:
     model.eval()
     masks, autos, embeddings, probabilities = [], [], {"expert": [], "auto": []}, {}
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[start:start + batch_size])[:, None].to(device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, enabled=bf16):
-            both = model.features(x)
-            logits = model.segment(both)
-        features = both[0].float()
-        mask = (torch.sigmoid(logits.float())[:, 0] > THRESHOLD).cpu().numpy()
+        features, probability = forward(model, images[start:start + batch_size], device, bf16)
+        mask = (probability > THRESHOLD).cpu().numpy()
         boxes = [largest_component_box(m) for m in mask]
         auto = np.array([b if b is not None else (-1, -1, -1, -1) for b in boxes])
         masks.append(mask)

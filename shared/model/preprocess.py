@@ -33,6 +33,21 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     return F.interpolate(tensor, size=(size, size), mode=mode, **kwargs)[0, 0].numpy()
 
 
+def resize_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """2D image to `shape`, axis by axis the way resize_image does (area when shrinking, bilinear when
+    growing), so a square slice resized here equals resize_image's output exactly."""
+    data = image.astype(np.float32, copy=False)
+    if data.shape == tuple(shape):
+        return data
+    tensor = torch.from_numpy(data)[None, None]
+    shrunk = (min(data.shape[0], shape[0]), min(data.shape[1], shape[1]))
+    if shrunk != data.shape:
+        tensor = F.interpolate(tensor, size=shrunk, mode="area")
+    if shrunk != tuple(shape):
+        tensor = F.interpolate(tensor, size=tuple(shape), mode="bilinear", align_corners=False)
+    return tensor[0, 0].numpy()
+
+
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """Binary mask to size x size: a pixel is tumour when at least half of what it covers is."""
     return resize_image(mask.astype(np.float32), size) >= 0.5

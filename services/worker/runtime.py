@@ -1,0 +1,53 @@
+"""The model of one worker process: loaded once (the first task, or at process start), kept for every
+task after. CUDA when available (or required by the settings), else the CPU with bf16."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from shared.model import checkpoint
+from shared.model.device import pick_device
+from shared.model.network import PisovNet
+
+log = logging.getLogger("tumorsearch.worker")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    model: PisovNet
+    card: dict
+    device: torch.device
+
+    @property
+    def model_version(self) -> str:
+        return str(self.card["model_version"])
+
+    @property
+    def spacing_mm(self) -> float:
+        return float(self.card["architecture"]["spacing_mm"])
+
+
+_loaded: dict[tuple[str, str], Runtime] = {}
+_lock = threading.Lock()
+
+
+def load_runtime(folder: Path, device_choice: str = "auto") -> Runtime:
+    key = (str(Path(folder).resolve()), device_choice)
+    with _lock:
+        if key not in _loaded:
+            device = pick_device(device_choice)
+            if device.type == "cpu":
+                torch.set_num_threads(max(1, torch.get_num_threads()))
+            model, card = checkpoint.load(Path(folder), device)
+            if int(card["architecture"].get("dims", 2)) != 2:
+                raise ValueError(f"checkpoint {folder}: expected a 2D (dims=2) model card for DICOM series, "
+                                 f"found dims={card['architecture'].get('dims')}")
+            model = model.to(memory_format=torch.channels_last)
+            _loaded[key] = Runtime(model, card, device)
+            log.info("model loaded", extra={"model_version": card["model_version"], "device": device.type})
+        return _loaded[key]
