@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,20 +70,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def serving(argv: list[str], port: int, env: dict[str, str], log_path: Path):
+def serving(argv: list[str], port: int | None, env: dict[str, str], log_path: Path,
+            ready: Callable[[], bool] | None = None, timeout_s: float = 30.0):
+    """Run argv until the block ends; ready when `ready()` says so (default: `port` accepts connections)."""
+    ready = ready or (lambda: _port_open(port))
     with open(log_path, "ab") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while not _port_open(port):
+        deadline = time.monotonic() + timeout_s
+        while not ready():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"expected {argv[0]} to listen on {port}; see {log_path}")
+                raise RuntimeError(f"expected {argv[0]} to become ready; see {log_path}")
             time.sleep(0.05)
         yield process
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

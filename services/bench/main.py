@@ -9,6 +9,7 @@ BENCHES = {
     "vectorstore": ("services.bench.vectorstore", "embedded vector store engines at scale: upsert, filtered query, SIGKILL"),
     "broker": ("services.bench.broker", "Celery broker options for one machine: start-up, throughput, redelivery"),
     "listener": ("services.bench.listener", "C-STORE throughput of the listener (fsync per instance) vs dcmtk storescp"),
+    "worker": ("services.bench.worker", "hand-over to searchable through a real worker, per stage: slice and volume"),
     "model": ("services.bench.model", "the network on this CPU, fp32 vs bf16: slice, volume (2D, 3D), memory"),
 }
 

@@ -77,6 +77,7 @@ def process_study(message: StudyReady, runtime: Runtime, store: VectorStore, con
             base["segmentation_sop_instance_uid"] = base.get("segmentation_sop_instance_uid") or seg_uid
     with stages.stage("upsert"):
         delete_stale(store, runtime.model_version, message.study_instance_uid, kept)
+    base["seconds"] = {k: round(v, 3) for k, v in stages.seconds.items()}
     return _status(reports, ids, base)
 
 

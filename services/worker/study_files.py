@@ -18,7 +18,9 @@ log = logging.getLogger("tumorsearch.worker")
 
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
 ENHANCED_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4.1"
-MR_CLASSES = {MR_IMAGE: "MR Image", ENHANCED_MR_IMAGE: "Enhanced MR Image"}
+LEGACY_ENHANCED_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4.4"
+MR_CLASSES = {MR_IMAGE: "MR Image", ENHANCED_MR_IMAGE: "Enhanced MR Image",
+              LEGACY_ENHANCED_MR_IMAGE: "Legacy Converted Enhanced MR Image"}
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class StudyStatus(BaseModel):
     point_ids: list[str] = []
     segmentation_sop_instance_uid: str | None = None
     handover: int = Field(1, ge=1)
+    seconds: dict[str, float] = Field({}, description="time per stage: read, decode, model, postprocess, upsert")
     updated_at: float = Field(description="Unix time of this state")
 
 
