@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a `make` profile needs, and nothing else.
-#   bash deploy/local/system-packages.sh test   # redis-server, dcmtk, orthanc: the integration tests need all three
+#   bash deploy/local/system-packages.sh test   # redis-server, dcmtk, orthanc, chromium: the integration and e2e tests need them
 #   bash deploy/local/system-packages.sh run    # nothing mandatory; redis-server preferred over the embedded broker
 # Quiet and exit 0 when everything is present. As root with apt-get: installs what is missing without letting the
 # packages start their system-wide services. Otherwise: prints the missing packages and the command, exits 1.
@@ -9,7 +9,7 @@ set -euo pipefail
 # One line per profile: "absolute-command-path=debian-package" pairs. Paths are absolute because the project's venv
 # puts pynetdicom's own storescu/echoscu on PATH, which would hide dcmtk's from `command -v`.
 declare -A REQUIRED=(
-  [test]="/usr/bin/redis-server=redis-server /usr/bin/storescu=dcmtk /usr/bin/echoscu=dcmtk /usr/bin/dcmdump=dcmtk /usr/sbin/Orthanc=orthanc"
+  [test]="/usr/bin/redis-server=redis-server /usr/bin/storescu=dcmtk /usr/bin/echoscu=dcmtk /usr/bin/dcmdump=dcmtk /usr/sbin/Orthanc=orthanc /usr/bin/chromium=chromium"
   [run]=""
 )
 # Installed when possible, but their absence is not an error (the program has a fallback).

@@ -21,7 +21,12 @@ def problem(status: int, title: str, detail: str) -> Response:
 def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
-        return problem(error.code or 500, error.name, error.description or error.name)
+        response = problem(error.code or 500, error.name, error.description or error.name)
+        # Keep what the exception says beyond its body: Allow on a 405 (RFC 9110), Retry-After, WWW-Authenticate.
+        for name, value in error.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

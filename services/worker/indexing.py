@@ -11,9 +11,9 @@ import hashlib
 import hmac
 
 from services.worker.tumours import Tumour
-from shared.contracts.vectors import PAYLOAD_INDEXES, VECTOR_NAME, TumorPayload, collection_name, point_id
+from shared.contracts.vectors import TumorPayload, collection_name, collection_spec, point_id
 from shared.model.tasks import CLASSIFICATION_TASKS
-from shared.vectorstore.base import CollectionSpec, Filter, Match, PointRecord, Range, VectorStore
+from shared.vectorstore.base import Filter, Match, PointRecord, Range, VectorStore
 
 TYPE_TASK = "type"
 
@@ -35,15 +35,11 @@ def payload(tumour: Tumour, study_uid: str, series_uid: str, model_version: str,
         patient_hash=patient, slices=slices, fold=fold, **tumour.location)
 
 
-def spec(model_version: str, size: int) -> CollectionSpec:
-    return CollectionSpec(collection_name(model_version), VECTOR_NAME, size, "Cosine", dict(PAYLOAD_INDEXES))
-
-
 def index_series(store: VectorStore, model_version: str, payloads: list[TumorPayload], vectors: list,
                  embedding_size: int) -> list[str]:
     """Upsert the series' tumours, then delete its points beyond them; returns the point ids."""
     collection = collection_name(model_version)
-    store.ensure_collection(spec(model_version, embedding_size))
+    store.ensure_collection(collection_spec(model_version, embedding_size))
     ids = [point_id(p.study_instance_uid, p.series_instance_uid, p.tumor_index, model_version) for p in payloads]
     if payloads:
         store.upsert(collection, [PointRecord(i, [float(v) for v in vector], p.model_dump(mode="json"))

@@ -22,14 +22,16 @@ from qdrant_client.http.exceptions import ResponseHandlingException
 
 from services.worker.errors import StudyError
 from services.worker.pipeline import PipelineConfig, process_study
+from services.worker.region import embed_region
 from services.worker.runtime import load_runtime
 from shared.broker.delivery import DeliveryCapExceeded, enforce_delivery_cap, forget_deliveries
 from shared.contracts.study_status import StudyStatus
-from shared.contracts.tasks import PROCESS_STUDY, StudyReady
+from shared.contracts.tasks import EMBED_REGION, PROCESS_STUDY, EmbedRegion, StudyReady
 from shared.study_status_store import StudyStatusStore
 from shared.vectorstore.base import VectorStore
 
 log = logging.getLogger("tumorsearch.worker")
+REPLY_TTL_S = 120  # an answer nobody waits for any more expires
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, httpx.TransportError, ResponseHandlingException,
              ConnectionError, TimeoutError)
 
@@ -64,6 +66,21 @@ def register_tasks(app: Celery, context: WorkerContext) -> None:
         log.info("study processed", extra={"state": status.state, "tumours": status.tumours,
                                            "handover": ready.handover})
         return {"state": status.state, "tumours": status.tumours}
+
+    @app.task(name=EMBED_REGION, soft_time_limit=60, time_limit=90)
+    def embed_region_task(message: dict) -> None:
+        """A radiologist is waiting: no retries (the gateway times out and says so), one reply."""
+        try:
+            region = EmbedRegion.model_validate(message)
+        except ValidationError as error:
+            log.error("malformed region message dropped", extra={"errors": error.error_count()})
+            return
+        runtime = load_runtime(context.checkpoint, context.device)
+        reply = embed_region(region, runtime, context.pipeline.layout, context.pipeline.max_image_bytes)
+        with context.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(region.reply_to, reply.model_dump_json())
+            pipe.expire(region.reply_to, REPLY_TTL_S)
+            pipe.execute()
 
 
 def run_once(task_id: str, ready: StudyReady, context: WorkerContext, statuses: StudyStatusStore) -> StudyStatus:

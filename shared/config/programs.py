@@ -107,6 +107,41 @@ class GatewaySection(Section):
     host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
     port: int = Field(8080, ge=1, le=65535, description="HTTP port of the gateway.")
     threads: int = Field(8, ge=1, le=256, description="Request threads of the WSGI server.")
+    model_version: str | None = Field(None, description="Collection the gateway searches (`tumors__<version>`); "
+                                                        "empty = the version of the checkpoint shipped in the "
+                                                        "package (the worker's default).")
+    auth_disabled: bool = Field(False, description="Serve without authentication. Only for a local demo on "
+                                                   "loopback; every request is then the user `anonymous` (admin).")
+    bootstrap_admin_key: SecretStr | None = Field(None, description="An admin API key accepted from the start "
+                                                                    "(to create the others); kept hashed in memory.")
+    oidc_issuer: str | None = Field(None, description="OpenID Connect issuer (`iss`) of accepted bearer tokens; "
+                                                      "empty = no OIDC, API keys only.")
+    oidc_audience: str | None = Field(None, description="Required `aud` of OIDC tokens.")
+    oidc_jwks_url: str | None = Field(None, description="JWKS URL of the issuer (https:// or file://).")
+    oidc_algorithms: list[str] = Field(["RS256", "ES256"], description="Accepted JWT signature algorithms "
+                                                                       "(never `none` or HMAC).")
+    oidc_role_claim: str = Field("roles", description="Token claim listing the caller's roles.")
+    oidc_admin_role: str = Field("tumorsearch-admin", description="Role value in that claim that makes an admin; "
+                                                                  "any other authenticated caller is a viewer.")
+    rate_limit_per_minute: int = Field(600, ge=1, description="Requests per caller per minute (Redis counter).")
+    max_k: int = Field(100, ge=1, le=1000, description="Largest `k` of a similar-tumour query.")
+    max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+    cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser "
+                                                    "(JSON list); empty = same origin only.")
+    region_timeout_s: float = Field(30.0, gt=0, description="Seconds a region search waits for the worker's "
+                                                            "embedding before answering 504.")
+    trusted_proxies: int = Field(0, ge=0, le=5, description="Reverse proxies (ingress) in front of the gateway whose "
+                                                            "X-Forwarded-For is trusted for the client address.")
+
+    @model_validator(mode="after")
+    def _demo_only_on_loopback(self) -> "GatewaySection":
+        if self.auth_disabled and self.host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(f"auth_disabled: expected only with host on loopback (a local demo), found host "
+                             f"{self.host!r}")
+        bad = [a for a in self.oidc_algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+        if bad:
+            raise ValueError(f"oidc_algorithms: expected asymmetric algorithms (RS*, ES*, PS*, EdDSA), found {bad}")
+        return self
 
 
 class WorkerSection(Section):

@@ -43,6 +43,13 @@ def collection_name(model_version: str) -> str:
     return COLLECTION_PREFIX + model_version
 
 
+def collection_spec(model_version: str, size: int):  # noqa: ANN201 - a shared.vectorstore CollectionSpec
+    """The collection of one model version: the named RoiPool vector, cosine, the payload indexes."""
+    from shared.vectorstore.base import CollectionSpec
+
+    return CollectionSpec(collection_name(model_version), VECTOR_NAME, size, "Cosine", dict(PAYLOAD_INDEXES))
+
+
 def point_id(study_uid: str, series_uid: str, tumor_index: int, model_version: str) -> str:
     """Same study, series, tumour and model -> same id, so a re-sent study replaces its points."""
     validate_uid(study_uid, "study_instance_uid")

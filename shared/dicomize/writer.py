@@ -14,6 +14,7 @@ import copy
 import datetime
 import numbers
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,15 @@ T1_SPIN_ECHO = {
 }
 # DERIVED/SECONDARY: the pixels were converted from another file, not reconstructed by a scanner.
 IMAGE_TYPE = ["DERIVED", "SECONDARY", "OTHER"]
+# Clinical Trial Subject (PS3.3 C.7.1.3) and Clinical Trial Study (C.7.2.3) attributes a caller may set:
+# keyword -> (maximum length, attribute type). All are LO but the description (ST). Type 1: required and
+# non-empty; type 1C: the subject ID or the reading ID; type 2: written empty when not given.
+CLINICAL_TRIAL_ATTRIBUTES: dict[str, tuple[int, str]] = {
+    "ClinicalTrialSponsorName": (64, "1"), "ClinicalTrialProtocolID": (64, "1"),
+    "ClinicalTrialProtocolName": (64, "2"), "ClinicalTrialSiteID": (64, "2"), "ClinicalTrialSiteName": (64, "2"),
+    "ClinicalTrialSubjectID": (64, "1C"), "ClinicalTrialSubjectReadingID": (64, "1C"),
+    "ClinicalTrialTimePointID": (64, "2"), "ClinicalTrialTimePointDescription": (1024, "3"),
+}
 
 
 @dataclass(frozen=True)
@@ -85,14 +95,18 @@ class _Geometry:
 def write_volume_series(volume: np.ndarray, affine_lps: np.ndarray, out_dir: Path, ids: StudyIds, *,
                         series_description: str = "T1 post-contrast", series_number: int = 1,
                         transfer_syntax: str = ExplicitVRLittleEndian, contrast_agent: str | None = "gadolinium",
-                        instance_uids: list[str] | None = None) -> list[Path]:
+                        instance_uids: list[str] | None = None,
+                        clinical_trial: Mapping[str, str] | None = None) -> list[Path]:
     """volume: (K, rows, cols) integer array (uint8/uint16/int16); slice k is volume[k].
     affine_lps: 4x4, maps (column index i, row index j, slice index k, 1) -> patient LPS mm.
+    clinical_trial: Clinical Trial Subject/Study attributes by keyword (CLINICAL_TRIAL_ATTRIBUTES), e.g. the
+    benchmark fold as ClinicalTrialTimePointID; None writes neither module.
     Writes one MR Image Storage file per slice, names slice0000.dcm, slice0001.dcm... (never from UIDs)."""
     pixels = _checked_pixels(volume)
     geometry = _geometry(affine_lps)
     plugin = _plugin_for(transfer_syntax, pixels.shape)
     _check_series_values(series_description, series_number, contrast_agent)
+    trial = _clinical_trial_values(clinical_trial)
     uids = _instance_uids(instance_uids, len(pixels), ids)
     out_dir = Path(out_dir)
     paths = [out_dir / f"slice{k:04d}.dcm" for k in range(len(pixels))]
@@ -101,6 +115,8 @@ def write_volume_series(volume: np.ndarray, affine_lps: np.ndarray, out_dir: Pat
         raise FileExistsError(f"{out_dir}: expected no slice files yet, found {existing[:3]} ({len(existing)} in all)")
     out_dir.mkdir(parents=True, exist_ok=True)
     base = _series_dataset(ids, pixels, geometry, series_description, series_number, contrast_agent)
+    for keyword, value in trial.items():
+        setattr(base, keyword, value)
     for k, path in enumerate(paths):
         ds = _slice_dataset(base, geometry, k, uids[k])
         _set_pixels(ds, pixels[k], transfer_syntax, plugin)
@@ -192,6 +208,30 @@ def _check_series_values(description: str, series_number: int, contrast_agent: s
         raise ValueError(f"series_number: expected an integer in [0, 2**31), found {series_number!r}")
     if contrast_agent is not None:
         _check_text(contrast_agent, "contrast_agent", 64, required=True)  # LO
+
+
+def _clinical_trial_values(given: Mapping[str, str] | None) -> dict[str, str]:
+    """Every type 1/2 attribute of the two modules (type 2 empty when not given), checked; {} for None."""
+    if given is None:
+        return {}
+    unknown = sorted(set(given) - set(CLINICAL_TRIAL_ATTRIBUTES))
+    if unknown:
+        raise ValueError(f"clinical_trial: expected keywords among {sorted(CLINICAL_TRIAL_ATTRIBUTES)}, "
+                         f"found {unknown}")
+    values = {}
+    for keyword, (max_length, kind) in CLINICAL_TRIAL_ATTRIBUTES.items():
+        if keyword in given:
+            _check_text(given[keyword], f"clinical_trial[{keyword!r}]", max_length, required=kind == "1")
+            values[keyword] = given[keyword]
+        elif kind == "1":
+            raise ValueError(f"clinical_trial: expected {keyword} (type 1), found it missing")
+        elif kind == "2":
+            values[keyword] = ""
+    subject = (values.get(k, "").strip() for k in ("ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID"))
+    if not any(subject):
+        raise ValueError("clinical_trial: expected ClinicalTrialSubjectID or ClinicalTrialSubjectReadingID "
+                         "(type 1C: one of them), found neither")
+    return values
 
 
 def _plugin_for(transfer_syntax: str, shape: tuple[int, ...]) -> str | None:

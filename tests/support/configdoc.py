@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from services.dicomize.settings import DicomizeSettings
 from services.gateway.settings import GatewaySettings
 from services.launcher.settings import RunSettings
 from services.listener.settings import ListenerSettings
@@ -26,6 +27,7 @@ PROGRAMS = {
     "vectorstore": VectorHostSettings,
     "run": RunSettings,
     "train/evaluate/validate/project": ModelSettings,
+    "dicomize": DicomizeSettings,
 }
 
 

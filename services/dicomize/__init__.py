@@ -1,0 +1,1 @@
+"""`tumorsearch dicomize`: the figshare benchmark images and NIfTI/NRRD volumes as DICOM MR studies."""

@@ -1,0 +1,114 @@
+"""The similar-case API for viewers (docs/gateway.md): a study's tumours and state, one tumour, its
+thumbnail, and the tumours most like it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request, send_file
+from werkzeug.exceptions import BadRequest, NotFound
+
+from services.gateway.deps import GatewayDeps
+from services.gateway.query_params import SimilarQuery, parse_similar
+from services.gateway.tumor_views import point_view, tumor_view, why_matched
+from shared.contracts.study_status import StudyStatus
+from shared.contracts.uids import InvalidUid, validate_uid
+from shared.study_status_store import StudyStatusStore
+from shared.vectorstore.base import CollectionMissing, PointRecord
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def deps() -> GatewayDeps:
+    return current_app.extensions["tumorsearch.deps"]
+
+
+def checked_uid(value: str, what: str) -> str:
+    try:
+        return validate_uid(value, what)
+    except InvalidUid as error:
+        raise BadRequest(str(error)) from None
+
+
+def checked_point_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise BadRequest(f"tumour id: expected a UUID, found {len(value)} characters that are not one") from None
+
+
+def load_point(point_id: str) -> PointRecord:
+    try:
+        found = deps().store.retrieve(deps().collection, [checked_point_id(point_id)])
+    except CollectionMissing:
+        found = []
+    if not found:
+        raise NotFound("tumour: no tumour with this id in the index")
+    return found[0]
+
+
+@api.get("/studies/<study_uid>")
+def study(study_uid: str):
+    study_uid = checked_uid(study_uid, "study UID")
+    status = StudyStatusStore(deps().redis).get(study_uid)
+    points = _study_points(study_uid)
+    if status is None and not points:
+        raise NotFound("study: this study is unknown to TumorSearch (not received, or not yet handed over)")
+    body = _status_view(status, study_uid)
+    body["tumors"] = [point_view(p) for p in sorted(points, key=lambda p: (p.payload["series_instance_uid"],
+                                                                          p.payload["tumor_index"]))]
+    return jsonify(body)
+
+
+def _study_points(study_uid: str) -> list[PointRecord]:
+    status = StudyStatusStore(deps().redis).get(study_uid)
+    ids = status.point_ids if status is not None else []
+    try:
+        return deps().store.retrieve(deps().collection, ids) if ids else []
+    except CollectionMissing:
+        return []
+
+
+def _status_view(status: StudyStatus | None, study_uid: str) -> dict[str, Any]:
+    if status is None:
+        return {"study_instance_uid": study_uid, "state": "unknown", "reason": None, "model_version": None,
+                "series": []}
+    return {"study_instance_uid": study_uid, "state": status.state, "reason": status.reason,
+            "model_version": status.model_version,
+            "series": [s.model_dump(include={"series_instance_uid", "description", "slices", "chosen_because",
+                                             "tumours", "error"}) for s in status.series]}
+
+
+@api.get("/tumors/<point_id>")
+def tumor(point_id: str):
+    return jsonify(point_view(load_point(point_id)))
+
+
+@api.get("/tumors/<point_id>/thumbnail.png")
+def thumbnail(point_id: str):
+    point = load_point(point_id)
+    path = deps().layout.thumbnail_path(point.id)
+    if not path.is_file():
+        raise NotFound("thumbnail: the worker wrote none for this tumour")
+    return send_file(path, mimetype="image/png", max_age=0)
+
+
+@api.get("/tumors/<point_id>/similar")
+def similar(point_id: str):
+    query = parse_similar(request.args, deps().section.max_k)
+    point = load_point(point_id)
+    body = similar_to(point.vector, point.payload, point.id, query)
+    body["query"] = point_view(point)
+    return jsonify(body)
+
+
+def similar_to(vector, payload: dict | None, own_id: str | None, query: SimilarQuery) -> dict[str, Any]:  # noqa: ANN001
+    """The k most similar tumours passing the filters, without the query tumour itself."""
+    patient = payload.get("patient_hash") if payload else None
+    hits = deps().store.search(deps().collection, vector, query.k + 1, query.store_filter(patient))
+    hits = [h for h in hits if h.id != own_id][:query.k]
+    results = [{"similarity": round(h.score, 4), "tumor": tumor_view(h.id, h.payload),
+                "why": why_matched(payload, h.payload)} for h in hits]
+    g.tumorsearch_results = results
+    return {"k": query.k, "filters": query.described(), "results": results}
