@@ -58,6 +58,7 @@ FILTER_PARAMETERS = [
     {"name": "exclude_same_patient", "in": "query", "schema": {"type": "boolean", "default": True}},
     {"name": "fold", "in": "query", "explode": True,
      "schema": {"type": "array", "maxItems": 10, "items": {"type": "integer"}}},
+    {"name": "main_only", "in": "query", "schema": {"type": "boolean", "default": False}},
 ]
 TUMOR_ID = {"name": "tumor_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 

@@ -27,6 +27,7 @@ class SimilarQuery(BaseModel):
     max_size_mm3: float | None = Field(None, ge=0)
     exclude_same_patient: bool = True
     fold: list[int] = Field([], max_length=MAX_VALUES)
+    main_only: bool = Field(False, description="only each series' largest tumour (tumour 0)")
 
     @field_validator("min_size_mm3", "max_size_mm3")
     @classmethod
@@ -51,6 +52,8 @@ class SimilarQuery(BaseModel):
             must.append(Range("size_mm3", self.min_size_mm3, self.max_size_mm3))
         if self.fold:
             must.append(MatchAny("fold", tuple(self.fold)))
+        if self.main_only:
+            must.append(Match("tumor_index", 0))
         return tuple(must)
 
     def store_filter(self, patient_hash: str | None) -> Filter:

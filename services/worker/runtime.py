@@ -47,7 +47,9 @@ def load_runtime(folder: Path, device_choice: str = "auto") -> Runtime:
             if int(card["architecture"].get("dims", 2)) != 2:
                 raise ValueError(f"checkpoint {folder}: expected a 2D (dims=2) model card for DICOM series, "
                                  f"found dims={card['architecture'].get('dims')}")
-            model = model.to(memory_format=torch.channels_last)
+            # The weights stay as loaded (contiguous): the inputs are channels_last, exactly as in `tumorsearch
+            # evaluate`; converting the weights too picks other bf16 kernels, and the embeddings then differ
+            # from the offline ones in the third decimal (found by `bench system`).
             _loaded[key] = Runtime(model, card, device)
             log.info("model loaded", extra={"model_version": card["model_version"], "device": device.type})
         return _loaded[key]

@@ -32,6 +32,7 @@ PAYLOAD_INDEXES: dict[str, Literal["keyword", "integer", "float"]] = {
     "patient_hash": "keyword",
     "size_mm3": "float",
     "fold": "integer",
+    "tumor_index": "integer",
 }
 
 
