@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-slow test-all clean-venv
+.PHONY: setup run demo test test-slow test-all clean-venv
 
 setup: $(STAMP)
 
@@ -20,7 +20,13 @@ $(STAMP): pyproject.toml
 
 run: setup
 	@bash deploy/local/system-packages.sh run
-	TUMORSEARCH_LOG__FORMAT=$${TUMORSEARCH_LOG__FORMAT:-text} $(VENV)/bin/tumorsearch run
+	# One machine, loopback only: the gateway answers without keys unless you set this to false (docs/gateway.md).
+	TUMORSEARCH_LOG__FORMAT=$${TUMORSEARCH_LOG__FORMAT:-text} \
+	TUMORSEARCH_GATEWAY__AUTH_DISABLED=$${TUMORSEARCH_GATEWAY__AUTH_DISABLED:-true} $(VENV)/bin/tumorsearch run
+
+demo: setup
+	@bash deploy/local/system-packages.sh run
+	$(VENV)/bin/tumorsearch demo
 
 test: setup
 	@bash deploy/local/system-packages.sh test

@@ -29,7 +29,7 @@ from services.bench.listener import _cpu_name, serving
 from services.bench.orthanc import OrthancPacs
 from services.bench.system_measures import (Gateway, main_tumour, mean_ap, offline_rankings, percentile, quote,
                                             system_rankings)
-from services.dicomize.figshare import dicomize_figshare
+from shared.dicomize.figshare import dicomize_figshare
 from shared.broker.embedded import free_port
 
 FINAL = ("done", "no_tumour", "failed")

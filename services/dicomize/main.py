@@ -19,7 +19,8 @@ from pathlib import Path
 
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
-from services.dicomize.output import DicomizeError
+from shared.dicomize.output import DicomizeError
+from shared.cli_args import positive_int
 
 TRANSFER_SYNTAXES = {"explicit": ExplicitVRLittleEndian, "jpeg2000": JPEG2000Lossless, "rle": RLELossless}
 EXIT_REFUSED = 2
@@ -38,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
                           help="figshare folder with labels.csv and images/ (default: figshare-cetumor/ in "
                                "TUMORSEARCH_DATA_DIR, else ../shared/data beside the repository)")
     figshare.add_argument("--folds", type=_folds, default=None, help="only these benchmark folds, e.g. 1,2")
-    figshare.add_argument("--limit", type=_positive, default=None,
+    figshare.add_argument("--limit", type=positive_int, default=None,
                           help="only the first N images (after --folds), in labels.csv order")
     volume = p.add_argument_group("volume mode")
     volume.add_argument("--volume", type=Path, default=None, metavar="IMAGE",
@@ -59,14 +60,14 @@ def command(argv: list[str]) -> int:
         return _figshare(args, syntax)
     if args.figshare is not None or args.folds is not None or args.limit is not None:
         p.error("--figshare, --folds and --limit are for the figshare mode, not with --volume")
-    from services.dicomize.volume import dicomize_volume
+    from shared.dicomize.volume import dicomize_volume
 
     return _run(lambda: dicomize_volume(args.volume, args.out, mask=args.mask, description=args.description,
                                         transfer_syntax=syntax), ("series", "series"))
 
 
 def _figshare(args: argparse.Namespace, syntax: str) -> int:
-    from services.dicomize.figshare import dicomize_figshare
+    from shared.dicomize.figshare import dicomize_figshare
 
     root = args.figshare
     if root is None:  # the environment is read here, in the command's entry, and nowhere below it
@@ -97,16 +98,6 @@ def _folds(text: str) -> frozenset[int]:
     if not folds or min(folds) < 1:
         raise argparse.ArgumentTypeError(f"expected fold numbers 1 and up, e.g. 1,2; found {text!r}")
     return folds
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, found {text!r}")
-    return value
 
 
 if __name__ == "__main__":  # `python -m services.dicomize.main …` before the entry point is installed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from services.demo.settings import DemoSettings
 from services.dicomize.settings import DicomizeSettings
 from services.gateway.settings import GatewaySettings
 from services.launcher.settings import RunSettings
@@ -28,6 +29,7 @@ PROGRAMS = {
     "run": RunSettings,
     "train/evaluate/validate/project": ModelSettings,
     "dicomize": DicomizeSettings,
+    "demo": DemoSettings,
 }
 
 

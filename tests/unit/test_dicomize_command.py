@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from services.dicomize.main import command
-from services.dicomize.output import MAPPING, DicomizeError
-from services.dicomize.volume import check_same_grid, instance_uids, lesion_summary
+from shared.dicomize.output import MAPPING, DicomizeError
+from shared.dicomize.volume import check_same_grid, instance_uids, lesion_summary
 from shared.dicomize.writer import StudyIds, write_slice_study
 
 pytestmark = pytest.mark.unit

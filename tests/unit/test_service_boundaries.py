@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ["listener", "worker", "gateway", "vectorhost", "launcher", "bench"]
+SERVICES = ["listener", "worker", "gateway", "vectorhost", "launcher", "bench", "dicomize", "demo", "modeling"]
 
 
 def imported_modules(folder: Path) -> set[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from services.dicomize.output import (DicomizeError, MappingFile, Summary, exclusive, fresh_partial, header_uids,
+from shared.dicomize.output import (DicomizeError, MappingFile, Summary, exclusive, fresh_partial, header_uids,
                                       write_json)
 from shared.dicomize.writer import StudyIds, affine_lps_from_file, write_volume_series
 

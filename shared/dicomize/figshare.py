@@ -26,7 +26,7 @@ from PIL import Image
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from tqdm import tqdm
 
-from services.dicomize.output import (DicomizeError, MappingFile, Summary, exclusive, fresh_partial, header_uids)
+from shared.dicomize.output import (DicomizeError, MappingFile, Summary, exclusive, fresh_partial, header_uids)
 from shared.dicomize.writer import StudyIds, write_slice_study
 
 SLICE_THICKNESS_MM = 6.0  # the set's acquisition: 6 mm slices, 1 mm gap (data README)

@@ -1,0 +1,369 @@
+"""`tumorsearch bench query`: similar-tumour queries through the real gateway, at archive scale.
+
+Starts what `make run` starts for the query side (the embedded broker, the vector store host, `tumorsearch
+gateway`), fills the shipped model's collection with `--points` tumours (random 64-d unit vectors and
+payloads shaped like the worker's: figshare type frequencies, hemispheres, log-normal sizes, 2-5 tumours per
+patient), then times `GET /api/v1/tumors/{id}/similar?k=10` over HTTP from concurrent clients (threads,
+one keep-alive connection each), without and with filters, and once with an API key.
+
+The goal (the issue): p95 <= 25 ms and >= 200 queries/s. The figures are what was measured, on this machine,
+with whatever else it was running (`machine.loadavg_at_start`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import secrets
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+from tqdm import tqdm
+
+from services.bench.listener import _cpu_name, serving
+from shared.broker.embedded import EmbeddedBroker, free_port
+from shared.contracts.vectors import TumorPayload, collection_name, collection_spec, point_id
+from shared.vectorstore.base import PointRecord
+from shared.vectorstore.qdrant_backend import QdrantStore
+
+GOAL_P95_MS = 25.0
+GOAL_QPS = 200.0
+DIM = 64
+BATCH = 1000
+K = 10
+FILTERS = "type=glioma&hemisphere=left&min_size_mm3=1000"
+# figshare-cetumor: 708 meningiomas, 1426 gliomas, 930 pituitary tumours (23 / 47 / 30 %)
+TYPES = ("meningioma", "glioma", "pituitary")
+TYPE_SHARE = (0.23, 0.47, 0.30)
+# Per type: where it lies (pituitary tumours sit on the midline) and its median size in mm^3.
+HEMISPHERES = ("left", "right", "midline", "unknown")
+HEMISPHERE_SHARE = {"meningioma": (0.42, 0.42, 0.11, 0.05), "glioma": (0.46, 0.46, 0.04, 0.04),
+                    "pituitary": (0.05, 0.05, 0.85, 0.05)}
+MEDIAN_SIZE_MM3 = {"meningioma": 9000.0, "glioma": 16000.0, "pituitary": 3500.0}
+RATE_LIMIT = 100_000_000  # the limiter still counts every request (one Redis transaction); it just never refuses
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tumorsearch bench query", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--points", type=int, default=100_000, help="tumours in the collection (default 100000)")
+    p.add_argument("--clients", default="4,16", help="concurrent clients per case, comma-separated (default 4,16)")
+    p.add_argument("--duration-s", type=float, default=15.0, help="seconds each case is timed (default 15)")
+    p.add_argument("--warmup-s", type=float, default=2.0, help="seconds of untimed queries before each case")
+    p.add_argument("--threads", type=int, default=None,
+                   help="the gateway's request threads (TUMORSEARCH_GATEWAY__THREADS); default: its own default")
+    p.add_argument("--no-api-key-case", action="store_true", help="skip the case with authentication on")
+    p.add_argument("--json", type=Path, help="write the figures to this file")
+    p.add_argument("--workdir", type=Path, help="folder for the servers' data (default: a temporary folder)")
+    return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------ the collection
+
+def model_version() -> str:
+    from shared.shipped_model import shipped_model_version
+
+    return shipped_model_version()
+
+
+def _uids(n: int) -> list[str]:
+    from pydicom.uid import generate_uid  # noqa: PLC0415 - worker/listener extra, present where benches run
+
+    return [generate_uid() for _ in range(n)]
+
+
+def payloads(n: int, version: str, seed: int = 7) -> list[TumorPayload]:
+    """n tumours: patients with 2-5 tumours each, spread over 1-3 studies; one series per study."""
+    rng = np.random.default_rng(seed)
+    out: list[TumorPayload] = []
+    while len(out) < n:
+        patient = secrets.token_hex(16)
+        tumour_type = TYPES[rng.choice(3, p=TYPE_SHARE)]
+        count = min(int(rng.integers(2, 6)), n - len(out))
+        studies = int(rng.integers(1, 4))
+        study_uids = _uids(2 * studies)
+        next_index = [0] * studies
+        for _ in range(count):
+            s = int(rng.integers(0, studies))
+            kind = tumour_type if rng.random() < 0.9 else TYPES[rng.choice(3, p=TYPE_SHARE)]
+            probabilities = rng.dirichlet([0.4, 0.4, 0.4])
+            probabilities[TYPES.index(kind)] += 3.0
+            probabilities /= probabilities.sum()
+            volume = bool(rng.random() < 0.3)
+            size = float(np.clip(rng.lognormal(np.log(MEDIAN_SIZE_MM3[kind]), 0.9), 50.0, 250_000.0))
+            k0 = int(rng.integers(0, 120)) if volume else 0
+            r0, c0 = (int(v) for v in rng.integers(20, 200, 2))
+            out.append(TumorPayload(
+                study_instance_uid=study_uids[2 * s], series_instance_uid=study_uids[2 * s + 1],
+                tumor_index=next_index[s], model_version=version, tumor_type=kind,
+                type_probabilities={t: round(float(p), 4) for t, p in zip(TYPES, probabilities)},
+                size_mm3=round(size, 1), hemisphere=HEMISPHERES[rng.choice(4, p=HEMISPHERE_SHARE[kind])],
+                anterior_posterior=("anterior", "posterior", "central", "unknown")[int(rng.integers(0, 4))],
+                superior_inferior=(("superior", "inferior", "central", "unknown")[int(rng.integers(0, 4))]
+                                   if volume else "unknown"),
+                slices=int(rng.integers(120, 180)) if volume else 1,
+                centroid_mm=tuple(round(float(v), 1) for v in rng.uniform(-80, 80, 3)),
+                box_voxels=(k0, r0, c0, k0 + (int(rng.integers(5, 40)) if volume else 1),
+                            r0 + int(rng.integers(10, 60)), c0 + int(rng.integers(10, 60))),
+                patient_hash=patient))
+            next_index[s] += 1
+    return out
+
+
+def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def fill(vector_url: str, n: int, version: str) -> tuple[dict, list[str]]:
+    """Upsert n points through the vector host; returns the figures and every point id."""
+    store = QdrantStore.server(vector_url, timeout_s=60.0)
+    store.ensure_collection(collection_spec(version, DIM))  # the worker's own collection: vector, indexes
+    collection = collection_name(version)
+    rng = np.random.default_rng(11)
+    ids: list[str] = []
+    made_s = sent_s = 0.0
+    try:
+        with tqdm(total=n, desc="fill", unit="pt", mininterval=1, file=sys.stderr) as bar:
+            for start in range(0, n, BATCH):
+                started = time.perf_counter()
+                batch = payloads(min(BATCH, n - start), version, seed=start)
+                vectors = unit_vectors(rng, len(batch))
+                points = [PointRecord(point_id(p.study_instance_uid, p.series_instance_uid, p.tumor_index, version),
+                                      vectors[i].tolist(), p.model_dump(mode="json")) for i, p in enumerate(batch)]
+                made_s += time.perf_counter() - started
+                started = time.perf_counter()
+                store.upsert(collection, points)
+                sent_s += time.perf_counter() - started
+                ids += [p.id for p in points]
+                bar.update(len(points))
+        count = store.count(collection)
+    finally:
+        store.close()
+    return {"points": count, "upsert_s": round(sent_s, 2), "points_per_s": round(count / sent_s, 1),
+            "payloads_made_s": round(made_s, 2), "batch": BATCH}, ids
+
+
+# ------------------------------------------------------------------ the clients
+
+@dataclass
+class Case:
+    name: str
+    clients: int
+    query: str
+    api_key: str | None = None
+
+
+def _client(port: int, paths: list[str], headers: dict[str, str], stop: threading.Event, timed: threading.Event,
+            latencies: list[float], errors: list[str], hits: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        while not stop.is_set():
+            path = paths[int(rng.integers(0, len(paths)))]
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                if timed.is_set():
+                    errors.append(f"{type(error).__name__}: {error}"[:200])
+                continue
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if not timed.is_set():
+                continue
+            if response.status != 200:
+                errors.append(f"{response.status}: {body[:200]!r}")
+                continue
+            latencies.append(elapsed_ms)
+            if len(hits) < 200:  # a sample: the answer carries k results, each passing the filters
+                hits.append(len(json.loads(body)["results"]))
+    finally:
+        connection.close()
+
+
+def run_case(port: int, ids: list[str], case: Case, duration_s: float, warmup_s: float) -> dict:
+    rng = np.random.default_rng(case.clients)
+    suffix = f"?k={K}" + (f"&{case.query}" if case.query else "")
+    paths = [f"/api/v1/tumors/{ids[int(i)]}/similar{suffix}" for i in rng.integers(0, len(ids), 2000)]
+    headers = {"Accept": "application/json", **({"X-API-Key": case.api_key} if case.api_key else {})}
+    stop, timed = threading.Event(), threading.Event()
+    latencies: list[float] = []
+    errors: list[str] = []
+    hits: list[int] = []
+    threads = [threading.Thread(target=_client, args=(port, paths, headers, stop, timed, latencies, errors, hits, n),
+                                daemon=True) for n in range(case.clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(warmup_s)
+    cpu_before = psutil.cpu_times()
+    timed.set()
+    started = time.perf_counter()
+    time.sleep(duration_s)
+    timed.clear()
+    elapsed = time.perf_counter() - started
+    cpu_after = psutil.cpu_times()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    done = len(latencies)
+    busy = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("user", "system", "nice", "irq", "softirq"))
+    figures = {"name": case.name, "clients": case.clients, "filters": case.query or None,
+               "auth": "api-key" if case.api_key else "disabled", "requests": done, "errors": len(errors),
+               "first_errors": errors[:3], "seconds": round(elapsed, 2), "qps": round(done / elapsed, 1),
+               "mean_results": round(float(np.mean(hits)), 2) if hits else 0.0,
+               "machine_cpu_busy": round(busy / (elapsed * (os.cpu_count() or 1)), 2)}
+    if done:
+        p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+        figures.update(p50_ms=round(float(p50), 2), p95_ms=round(float(p95), 2), p99_ms=round(float(p99), 2),
+                       max_ms=round(float(max(latencies)), 2))
+    else:
+        figures.update(p50_ms=None, p95_ms=None, p99_ms=None, max_ms=None)
+    figures["meets_goal"] = bool(done and not errors and figures["p95_ms"] <= GOAL_P95_MS
+                                 and figures["qps"] >= GOAL_QPS)
+    print(f"  {case.name:36s} {figures['qps']:>8.1f} q/s  p50 {figures['p50_ms']} ms  p95 {figures['p95_ms']} ms"
+          f"  errors {len(errors)}", file=sys.stderr, flush=True)
+    return figures
+
+
+# ------------------------------------------------------------------ the servers
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _gateway_env(base: dict[str, str], port: int, threads: int | None, admin_key: str | None) -> dict[str, str]:
+    env = dict(base, TUMORSEARCH_GATEWAY__PORT=str(port), TUMORSEARCH_GATEWAY__RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT))
+    if threads:
+        env["TUMORSEARCH_GATEWAY__THREADS"] = str(threads)
+    if admin_key:
+        env["TUMORSEARCH_GATEWAY__BOOTSTRAP_ADMIN_KEY"] = admin_key
+    else:
+        env["TUMORSEARCH_GATEWAY__AUTH_DISABLED"] = "true"
+    return env
+
+
+def _viewer_key(port: int, admin_key: str) -> str:
+    """A viewer key made through the admin API, as a site would hand one to a viewer."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/admin/keys", method="POST",
+                                     data=json.dumps({"name": "bench-viewer", "role": "viewer"}).encode(),
+                                     headers={"Content-Type": "application/json", "X-API-Key": admin_key})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["key"]
+
+
+def _busy_processes(seconds: float = 0.5, threshold: float = 20.0) -> list[dict]:
+    """Other programs using the CPU when the bench starts: its figures share the cores with them."""
+    processes = list(psutil.process_iter(["pid", "name", "cmdline"]))
+    for process in processes:
+        try:
+            process.cpu_percent(None)
+        except psutil.Error:
+            pass
+    time.sleep(seconds)
+    busy = []
+    for process in processes:
+        try:
+            percent = process.cpu_percent(None)
+        except psutil.Error:
+            continue
+        if percent >= threshold and process.pid != os.getpid():
+            words = [Path(w).name for w in (process.info["cmdline"] or [process.info["name"]])[:3]]
+            busy.append({"pid": process.pid, "cpu_percent": round(percent), "command": " ".join(words)[:80]})
+    return sorted(busy, key=lambda b: -b["cpu_percent"])
+
+
+def _machine() -> dict:
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
+            "busy_processes_at_start": _busy_processes()}
+
+
+def command(argv: list[str]) -> int:
+    args = parse(argv)
+    try:
+        client_counts = [int(c) for c in args.clients.split(",") if c.strip()]
+    except ValueError:
+        client_counts = []
+    if not client_counts or min(client_counts) < 1:
+        print(f"bench query: --clients expected comma-separated positive integers, found {args.clients!r}",
+              file=sys.stderr)
+        return 2
+    machine = _machine()
+    version = model_version()
+    with tempfile.TemporaryDirectory(prefix="tumorsearch-bench-query-", dir=args.workdir) as work_dir, \
+            ExitStack() as stack:
+        work = Path(work_dir)
+        broker = stack.enter_context(EmbeddedBroker(work / "broker", free_port()))
+        vector_port = free_port()
+        tumorsearch = str(Path(sys.executable).parent / "tumorsearch")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TUMORSEARCH_")}
+        base.update({"TUMORSEARCH_HOME": str(work / "home"), "TUMORSEARCH_BROKER__URL": broker.url,
+                     "TUMORSEARCH_VECTORHOST__PORT": str(vector_port),
+                     "TUMORSEARCH_VECTOR_STORE__URL": f"http://127.0.0.1:{vector_port}",
+                     "TUMORSEARCH_LOG__LEVEL": "WARNING"})
+        stack.enter_context(serving([tumorsearch, "vectorstore"], vector_port, base, work / "vectorstore.log",
+                                    timeout_s=60))
+        print(f"== filling tumors__{version} with {args.points} points", file=sys.stderr, flush=True)
+        filled, ids = fill(f"http://127.0.0.1:{vector_port}", args.points, version)
+
+        cases: list[dict] = []
+        port = free_port()
+        with serving([tumorsearch, "gateway"], port, _gateway_env(base, port, args.threads, None),
+                     work / "gateway.log", ready=lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout_s=60):
+            print("== queries, authentication disabled", file=sys.stderr, flush=True)
+            for query, label in (("", "no filter"), (FILTERS, "filtered")):
+                for clients in client_counts:
+                    cases.append(run_case(port, ids, Case(f"{label}, {clients} clients", clients, query),
+                                          args.duration_s, args.warmup_s))
+        if not args.no_api_key_case:
+            admin_key = secrets.token_urlsafe(32)
+            port = free_port()
+            with serving([tumorsearch, "gateway"], port, _gateway_env(base, port, args.threads, admin_key),
+                         work / "gateway-auth.log", ready=lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"),
+                         timeout_s=60):
+                print("== queries with a viewer's API key", file=sys.stderr, flush=True)
+                key = _viewer_key(port, admin_key)
+                clients = max(client_counts)
+                cases.append(run_case(port, ids, Case(f"no filter, {clients} clients, API key", clients, "", key),
+                                      args.duration_s, args.warmup_s))
+    report = {"benchmark": "query", "command": "tumorsearch bench query " + " ".join(argv), "machine": machine,
+              "params": {"points": args.points, "k": K, "dim": DIM, "filters": FILTERS, "clients": client_counts,
+                         "duration_s": args.duration_s, "warmup_s": args.warmup_s,
+                         "gateway_threads": args.threads or "default", "rate_limit_per_minute": RATE_LIMIT},
+              "goal": {"p95_ms": GOAL_P95_MS, "qps": GOAL_QPS}, "fill": filled, "cases": cases,
+              "all_meet_goal": all(c["meets_goal"] for c in cases)}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _print_table(report)
+    return 0
+
+
+def _print_table(report: dict) -> None:
+    fill_figures = report["fill"]
+    print(f"fill: {fill_figures['points']} points in {fill_figures['upsert_s']} s "
+          f"({fill_figures['points_per_s']:.0f} points/s)")
+    print(f"{'case':40s} {'q/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'errors':>7s}  goal "
+          f"(p95 <= {GOAL_P95_MS:g} ms, >= {GOAL_QPS:g} q/s)")
+    for c in report["cases"]:
+        print(f"{c['name']:40s} {c['qps']:>8.1f} {c['p50_ms'] or 0:>8.2f} {c['p95_ms'] or 0:>8.2f} "
+              f"{c['p99_ms'] or 0:>8.2f} {c['errors']:>7d}  {'met' if c['meets_goal'] else 'not met'}")

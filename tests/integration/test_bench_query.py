@@ -1,0 +1,52 @@
+"""`tumorsearch bench query` fills a collection through the vector host, queries it through a real gateway and
+reports every figure it promises (small and short here; the 100k figures come from the command itself)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.bench.query import GOAL_P95_MS, GOAL_QPS, TYPES, command, payloads
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_reports_latency_and_throughput_per_case(tmp_path):
+    out = tmp_path / "figures" / "bench-query.json"
+    assert command(["--points", "2000", "--clients", "2,4", "--duration-s", "1.5", "--warmup-s", "0.5",
+                    "--json", str(out), "--workdir", str(tmp_path)]) == 0
+    report = json.loads(out.read_text())
+    assert report["fill"]["points"] == 2000 and report["fill"]["points_per_s"] > 0
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
+    assert report["goal"] == {"p95_ms": GOAL_P95_MS, "qps": GOAL_QPS}
+    names = [case["name"] for case in report["cases"]]
+    assert names == ["no filter, 2 clients", "no filter, 4 clients", "filtered, 2 clients", "filtered, 4 clients",
+                     "no filter, 4 clients, API key"]
+    for case in report["cases"]:
+        assert case["errors"] == 0, case["first_errors"]
+        assert case["requests"] > 0 and case["qps"] > 0
+        assert 0 < case["p50_ms"] <= case["p95_ms"] <= case["p99_ms"]
+        assert case["meets_goal"] == (case["p95_ms"] <= GOAL_P95_MS and case["qps"] >= GOAL_QPS)
+    unfiltered = report["cases"][0]
+    assert unfiltered["mean_results"] == 10  # k=10 out of 2000
+    assert report["cases"][-1]["auth"] == "api-key"
+    assert [p.name for p in tmp_path.iterdir()] == ["figures"]  # the servers' data went with the temp folder
+
+
+def test_payloads_look_like_the_archive():
+    made = payloads(3000, "bench-model", seed=1)
+    assert len(made) == 3000
+    share = {t: sum(p.tumor_type == t for p in made) / len(made) for t in TYPES}
+    assert abs(share["glioma"] - 0.47) < 0.05 and abs(share["meningioma"] - 0.23) < 0.05
+    per_patient: dict[str, int] = {}
+    for p in made:
+        per_patient[p.patient_hash] = per_patient.get(p.patient_hash, 0) + 1
+    assert max(per_patient.values()) <= 5 and sorted(per_patient.values())[len(per_patient) // 2] >= 2
+    keys = {(p.study_instance_uid, p.series_instance_uid, p.tumor_index) for p in made}
+    assert len(keys) == len(made)  # distinct point ids
+
+
+def test_bad_client_counts_are_refused(capsys):
+    assert command(["--clients", "4,x"]) == 2
+    assert "--clients expected comma-separated positive integers, found '4,x'" in capsys.readouterr().err
