@@ -65,7 +65,8 @@ def _audit_queries(app: Flask, audit: AuditLog) -> None:
     @app.after_request
     def _record(response):  # noqa: ANN001, ANN202 - Flask's response
         caller = g.get("caller")
-        if caller is None or not request.path.startswith("/api/v1/") or request.path.startswith("/api/v1/admin"):
+        if (caller is None or not request.path.startswith("/api/v1/") or request.path.startswith("/api/v1/admin")
+                or request.path.endswith("/thumbnail.png")):  # an image of a tumour already listed, not a query
             return response
         returned = sorted({r["tumor"]["study_instance_uid"] for r in g.get("tumorsearch_results", [])})
         query = {"path": request.path, "args": request.args.to_dict(flat=False)}

@@ -21,12 +21,13 @@ from shared.vectorstore.base import VectorStore
 class GatewayDeps:
     readiness: Mapping[str, Callable[[], None]]
     store: VectorStore
-    redis: redis.Redis
+    redis: redis.Redis                 # with a socket timeout: keys, rate limits, statuses
     layout: StudyLayout
     model_version: str
     section: GatewaySection
     send_task: Callable[[str, dict[str, Any]], None]  # Celery task by name, kwargs
     audit_path: Path
+    redis_blocking: redis.Redis | None = None  # no socket timeout: a region search waits on it (BLPOP)
 
     @property
     def collection(self) -> str:

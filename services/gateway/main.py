@@ -34,7 +34,8 @@ def build_deps(settings: GatewaySettings) -> GatewayDeps:
     celery = Celery("tumorsearch-gateway", set_as_current=False)
     celery.conf.update(celery_config(settings.broker.url, settings.broker.visibility_timeout_s))
     return GatewayDeps(
-        readiness=readiness_checks(settings, client), store=open_server(settings.vector_store), redis=waiting,
+        readiness=readiness_checks(settings, client), store=open_server(settings.vector_store), redis=client,
+        redis_blocking=waiting,
         layout=StudyLayout(settings.home), model_version=settings.gateway.model_version or shipped_model_version(),
         section=settings.gateway, audit_path=settings.home / AUDIT_FILE,
         send_task=lambda name, kwargs: celery.send_task(name, kwargs=kwargs, retry=False))

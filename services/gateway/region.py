@@ -82,7 +82,7 @@ def _embed(parsed: SearchBody) -> RegionEmbedding:
 
 def _wait(reply_to: str) -> RegionEmbedding:
     timeout = deps().section.region_timeout_s
-    answer: Any = deps().redis.blpop([reply_to], timeout=timeout)
+    answer: Any = (deps().redis_blocking or deps().redis).blpop([reply_to], timeout=timeout)
     if answer is None:
         raise GatewayTimeout(f"region search: the worker did not answer within {timeout:g} s; is a worker running?")
     embedding = RegionEmbedding.model_validate_json(answer[1])

@@ -123,7 +123,8 @@ class GatewaySection(Section):
     oidc_role_claim: str = Field("roles", description="Token claim listing the caller's roles.")
     oidc_admin_role: str = Field("tumorsearch-admin", description="Role value in that claim that makes an admin; "
                                                                   "any other authenticated caller is a viewer.")
-    rate_limit_per_minute: int = Field(600, ge=1, description="Requests per caller per minute (Redis counter).")
+    rate_limit_per_minute: int = Field(3000, ge=1, description="Requests per caller per minute (Redis counter); "
+                                                                      "one page view is k + 2 requests (thumbnails).")
     max_k: int = Field(100, ge=1, le=10000, description="Largest `k` of a similar-tumour query.")
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
     cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser "

@@ -3,6 +3,7 @@ the production code path) gets the same answers as the engine opened directly.""
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import uuid
@@ -79,3 +80,12 @@ def test_the_host_refuses_what_it_does_not_serve_and_reports_missing_collections
     assert response.status_code == 400 and "must" in response.json()["status"]["error"]
     with pytest.raises(ValueError, match="size 8"):
         store.ensure_collection(CollectionSpec(SPEC.name, "roi", 16))
+
+
+def test_payload_indexes_asked_through_rest_are_built(host):
+    # qdrant-client creates a collection, then one index per field: the engine must end up with them all,
+    # or every filtered search scans every payload (bench query: 0.5 s instead of 10 ms at 100k points).
+    url, vectors = host
+    QdrantStore.server(url).ensure_collection(SPEC)
+    recorded = json.loads((vectors / f"{SPEC.name}.json").read_text())
+    assert recorded["indexes"] == SPEC.indexes, recorded
