@@ -9,9 +9,9 @@ BENCHES = {
     "vectorstore": ("services.bench.vectorstore", "embedded vector store engines at scale: upsert, filtered query, SIGKILL"),
     "broker": ("services.bench.broker", "Celery broker options for one machine: start-up, throughput, redelivery"),
     "listener": ("services.bench.listener", "C-STORE throughput of the listener (fsync per instance) vs dcmtk storescp"),
-    "worker": ("services.bench.worker", "hand-over to searchable through a real worker, per stage: slice and volume"),
+    "worker": ("services.bench.worker", "hand-over to searchable through a real worker, per stage"),
     "query": ("services.bench.query", "similar-tumour queries through the gateway at 100k points: p50/p95, q/s"),
-    "system": ("services.bench.system", "a real PACS pushes the figshare set through every service; mAP through the gateway"),
+    "system": ("services.bench.system", "figshare through Orthanc and every service; mAP via the gateway"),
     "model": ("services.bench.model", "the network on this CPU, fp32 vs bf16: slice, volume (2D, 3D), memory"),
 }
 

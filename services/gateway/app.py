@@ -28,7 +28,8 @@ def create_app(deps: GatewayDeps) -> Flask:
     app = Flask("tumorsearch.gateway", static_folder=None)
     if deps.section.trusted_proxies:
         # Behind an ingress: the client's address (rate limits, audit) comes from X-Forwarded-For.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=deps.section.trusted_proxies, x_proto=1)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=deps.section.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=1)
     app.json.sort_keys = False
     app.extensions["tumorsearch.deps"] = deps
     app.extensions["tumorsearch.readiness"] = dict(deps.readiness)

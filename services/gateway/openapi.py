@@ -50,7 +50,8 @@ RESULTS = {
 FILTER_PARAMETERS = [
     {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
     {"name": "type", "in": "query", "explode": True,
-     "schema": {"type": "array", "maxItems": 10, "items": {"enum": ["meningioma", "glioma", "pituitary"]}}},
+     "schema": {"type": "array", "maxItems": 10,
+                "items": {"enum": ["meningioma", "glioma", "pituitary", "metastasis"]}}},
     {"name": "hemisphere", "in": "query", "explode": True,
      "schema": {"type": "array", "maxItems": 10, "items": {"enum": ["left", "right", "midline", "unknown"]}}},
     {"name": "min_size_mm3", "in": "query", "schema": {"type": "number", "minimum": 0}},

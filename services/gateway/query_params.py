@@ -12,7 +12,7 @@ from werkzeug.exceptions import BadRequest
 
 from shared.vectorstore.base import Condition, Filter, Match, MatchAny, Range
 
-TumorType = Literal["meningioma", "glioma", "pituitary"]
+TumorType = Literal["meningioma", "glioma", "pituitary", "metastasis"]
 Hemisphere = Literal["left", "right", "midline", "unknown"]
 MAX_VALUES = 10
 

@@ -24,8 +24,9 @@ def patient_hash(key: bytes, patient_id: str, issuer: str = "") -> str:
 
 
 def payload(tumour: Tumour, study_uid: str, series_uid: str, model_version: str, patient: str,
-            slices: int, fold: int | None = None) -> TumorPayload:
-    types = CLASSIFICATION_TASKS[TYPE_TASK].classes
+            slices: int, fold: int | None = None, types: tuple[str, ...] | None = None) -> TumorPayload:
+    """`types`: the checkpoint's type classes (its card); the 2D figshare classes by default."""
+    types = types or CLASSIFICATION_TASKS[TYPE_TASK].classes
     probabilities = tumour.probabilities[TYPE_TASK]
     return TumorPayload(
         study_instance_uid=study_uid, series_instance_uid=series_uid, tumor_index=tumour.index,

@@ -18,11 +18,10 @@ from pydicom.uid import generate_uid
 
 from services.worker.segmentation_object import SegmentInfo, build_segmentation, segmentation_bytes, send_segmentation
 from services.worker.thumbnail import centre_slice, render, write_thumbnail
-from services.worker.tumours import Tumour, source_labels
+from services.worker.tumours import Tumour
 from services.worker.volume import Volume
 from shared.contracts.storage import StudyLayout
 from shared.contracts.vectors import TumorPayload, point_id
-from shared.model.series_inference import SeriesPrediction
 
 log = logging.getLogger("tumorsearch.worker")
 
@@ -44,10 +43,10 @@ class Written:
 
 
 def write_outputs(target: SeriesOutputs, volume: Volume, datasets: list[pydicom.Dataset],
-                  prediction: SeriesPrediction, tumours: list[Tumour], payloads: list[TumorPayload]) -> Written:
+                  labels: np.ndarray, tumours: list[Tumour], payloads: list[TumorPayload]) -> Written:
+    """`labels`: (K, rows, cols) on the source grid, tumour n = n + 1."""
     if not tumours:
         return Written(None)
-    labels = source_labels(tumours, prediction, volume.pixels.shape)
     for tumour, item in zip(tumours, payloads):
         k = centre_slice(labels, tumour.index + 1)
         png = render(volume.pixels[k], labels[k] == tumour.index + 1)

@@ -19,8 +19,9 @@ from services.worker.outputs import SeriesOutputs, write_outputs
 from services.worker.runtime import Runtime
 from services.worker.series_choice import Choice, SeriesRule, choose_series
 from services.worker.study_files import read_study
-from services.worker.tumours import SizeLimits, find_tumours
-from services.worker.volume import build_volume
+from services.worker.tumours import SizeLimits, find_tumours, source_labels
+from services.worker.volume import Volume, build_volume
+from services.worker.volume3d import find_tumours_3d, prepare_volume, source_labels_3d
 from shared.contracts.storage import StudyLayout
 from shared.contracts.study_status import SeriesReport, StudyStatus
 from shared.contracts.tasks import StudyReady
@@ -101,19 +102,16 @@ def _process_series(choice: Choice, message: StudyReady, runtime: Runtime, store
         with stages.stage("decode"):
             volume, datasets = build_volume(series, config.max_image_bytes)
         with stages.stage("model"):
-            grid = model_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2],
-                              runtime.spacing_mm)
-            prediction = predict_series(runtime.model, prepare_slices(volume.pixels, grid), grid, runtime.device)
+            tumours, labels = _run_model(runtime, volume, config)
         with stages.stage("postprocess"):
-            tumours = find_tumours(runtime.model, volume, prediction, config.limits)
             patient = patient_hash(config.patient_key, str(getattr(series.first, "PatientID", "") or ""),
                                    str(getattr(series.first, "IssuerOfPatientID", "") or ""))
             payloads = [payload(t, message.study_instance_uid, series.uid, runtime.model_version, patient,
-                                volume.slices, _fold(series.first)) for t in tumours]
+                                volume.slices, _fold(series.first), runtime.type_names) for t in tumours]
             outputs = write_outputs(SeriesOutputs(config.layout, message.study_instance_uid, series.uid,
                                                   runtime.model_version, config.seg_destination,
                                                   config.already_sent_uid),
-                                    volume, datasets, prediction, tumours, payloads)
+                                    volume, datasets, labels(), tumours, payloads)
         with stages.stage("upsert"):
             ids = index_series(store, runtime.model_version, payloads, [t.embedding for t in tumours],
                                runtime.model.embedding_size)
@@ -121,6 +119,19 @@ def _process_series(choice: Choice, message: StudyReady, runtime: Runtime, store
         log.warning("series failed", extra={"reason": str(error)})
         return SeriesReport(**report, error=str(error)), [], None
     return SeriesReport(**report, tumours=len(ids)), ids, outputs.segmentation_uid
+
+
+def _run_model(runtime: Runtime, volume: Volume, config: PipelineConfig):  # noqa: ANN202
+    """(tumours, a function giving their label volume on the source grid): a 2D checkpoint slice by slice,
+    a 3D one on the volume."""
+    if runtime.dims == 3:
+        prepared, grid3 = prepare_volume(volume, runtime.spacing_mm)
+        tumours = find_tumours_3d(runtime.model, volume, prepared, grid3, runtime.device, config.limits)
+        return tumours, lambda: source_labels_3d(tumours, grid3, volume.pixels.shape)
+    grid = model_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2], runtime.spacing_mm)
+    prediction = predict_series(runtime.model, prepare_slices(volume.pixels, grid), grid, runtime.device)
+    tumours = find_tumours(runtime.model, volume, prediction, config.limits)
+    return tumours, lambda: source_labels(tumours, prediction, volume.pixels.shape)
 
 
 def _fold(header) -> int | None:  # noqa: ANN001 - a pydicom Dataset

@@ -21,6 +21,8 @@ from shared.model.series_inference import embed_box, model_grid, predict_series,
 
 
 def embed_region(message: EmbedRegion, runtime: Runtime, layout: StudyLayout, max_bytes: int) -> RegionEmbedding:
+    if runtime.dims != 2:
+        return RegionEmbedding(error="region search: expected a 2D checkpoint in the worker, found a 3D one")
     try:
         volume = _series_volume(message, layout, max_bytes)
         box = clipped_box(volume, message.box_voxels or patient_box_to_voxels(volume, message.box_patient_mm))

@@ -31,6 +31,14 @@ class Runtime:
     def spacing_mm(self) -> float:
         return float(self.card["architecture"]["spacing_mm"])
 
+    @property
+    def dims(self) -> int:
+        return int(self.card["architecture"].get("dims", 2))
+
+    @property
+    def type_names(self) -> tuple[str, ...]:
+        return tuple(self.card["tasks"]["type"])
+
 
 _loaded: dict[tuple[str, str], Runtime] = {}
 _lock = threading.Lock()
@@ -43,13 +51,23 @@ def load_runtime(folder: Path, device_choice: str = "auto") -> Runtime:
             device = pick_device(device_choice)
             if device.type == "cpu":
                 torch.set_num_threads(max(1, torch.get_num_threads()))
-            model, card = checkpoint.load(Path(folder), device)
-            if int(card["architecture"].get("dims", 2)) != 2:
-                raise ValueError(f"checkpoint {folder}: expected a 2D (dims=2) model card for DICOM series, "
-                                 f"found dims={card['architecture'].get('dims')}")
+            model, card = _load(Path(folder), device)
             # The weights stay as loaded (contiguous): the inputs are channels_last, exactly as in `tumorsearch
             # evaluate`; converting the weights too picks other bf16 kernels, and the embeddings then differ
             # from the offline ones in the third decimal (found by `bench system`).
             _loaded[key] = Runtime(model, card, device)
             log.info("model loaded", extra={"model_version": card["model_version"], "device": device.type})
         return _loaded[key]
+
+
+def _load(folder: Path, device: torch.device):  # noqa: ANN202 - (PisovNet, card)
+    """A 2D checkpoint runs slice by slice; a 3D one (training3d's card, dims 3) on the whole volume."""
+    import json
+
+    dims = json.loads((folder / checkpoint.CARD).read_text()).get("architecture", {}).get("dims", 2)
+    if dims == 3:
+        from shared.model import training3d
+
+        model, card = training3d.load(folder)
+        return model.to(device), card
+    return checkpoint.load(folder, device)

@@ -20,7 +20,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 from pynetdicom import AE
 from pynetdicom.sop_class import SegmentationStorage
 
-TUMOR_TYPES = ("meningioma", "glioma", "pituitary")
+# The 2D figshare classes and the 3D path's (shared.model.volumes.VOLUME_TYPES).
+TUMOR_TYPES = ("meningioma", "glioma", "pituitary", "metastasis")
 MANUFACTURER = "TumorSearch"
 ALGORITHM_NAME = "TumorSearch"
 CONTENT_LABEL = "TUMORSEARCH"  # CS: upper case, at most 16 characters
