@@ -7,7 +7,7 @@ import pytest
 import redis
 import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 
 from services.gateway.app import create_app
 from shared.vectorstore.edge_backend import EdgeStore
@@ -30,17 +30,18 @@ def gateway_app(tmp_path_factory, data_dir):
                                     region_timeout_s=0.2))
 
 
-@pytest.fixture(scope="module")
-def api_schema(gateway_app):
-    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", gateway_app)
+def test_the_api_keeps_its_document(gateway_app):
+    # Driven by hand rather than through schemathesis' pytest plugin, whose lazy fixture loading broke under
+    # pytest 9 in a full run ('Function' object has no attribute '_nodeid'). Every check but one: "schema-valid
+    # data is accepted" cannot hold where a rule spans two fields (min_size_mm3 <= max_size_mm3), which JSON
+    # Schema cannot say; those answer 400 with the reason.
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", gateway_app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 5
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case):
+            case.call_and_validate(headers={"X-API-Key": KEY}, excluded_checks=[positive_data_acceptance])
 
-
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_api_keeps_its_document(case):
-    # Every check but one: "schema-valid data is accepted" cannot hold where a rule spans two fields
-    # (min_size_mm3 <= max_size_mm3), which JSON Schema cannot say; those answer 400 with the reason.
-    case.call_and_validate(headers={"X-API-Key": KEY}, excluded_checks=[positive_data_acceptance])
+        check()
