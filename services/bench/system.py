@@ -31,14 +31,15 @@ from services.bench.system_measures import (Gateway, main_tumour, mean_ap, offli
                                             system_rankings)
 from shared.dicomize.figshare import dicomize_figshare
 from shared.broker.embedded import free_port
+from shared.config.data import DataSettings
+from shared.config.startup import settings_or_exit
 
 FINAL = ("done", "no_tumour", "failed")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tumorsearch bench system", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TUMORSEARCH_DATA_DIR") or
-                                                            Path(__file__).resolve().parents[3] / "shared" / "data"))
+    parser.add_argument("--data", type=Path, help="data folder (default: TUMORSEARCH_DATA_DIR, docs/configuration.md)")
     parser.add_argument("--test-fold", type=int, default=5)
     parser.add_argument("--folds", default="1,2,3,4,5", help="figshare folds to use (the test fold among them)")
     parser.add_argument("--per-fold", type=int, help="only the first N images of each fold (the CI run)")
@@ -60,6 +61,7 @@ def system_env(home: Path, ports: dict[str, int]) -> dict[str, str]:
 
 def command(argv: list[str]) -> int:
     args = parse(argv)
+    args.data = args.data or settings_or_exit(DataSettings, os.environ, "bench system").root
     with ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tumorsearch-bench-system-")))
         figshare = args.data / "figshare-cetumor"

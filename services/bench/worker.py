@@ -24,17 +24,17 @@ from PIL import Image
 from services.bench.listener import _cpu_name, serving
 from services.bench.worker_study import hand_over_and_wait, place_study
 from shared.broker.embedded import DEBIAN_REDIS, EmbeddedBroker, free_port
+from shared.config.data import DataSettings
+from shared.config.startup import settings_or_exit
 from shared.dicomize.writer import StudyIds, affine_lps_from_file, write_slice_study, write_volume_series
 
-DATA_ENV = "TUMORSEARCH_DATA_DIR"
 SLICE_IMAGE = 1873  # a fold-5 glioma
 VOLUME = "volumes/brats-met-00110/t1c.nii.gz"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tumorsearch bench worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get(DATA_ENV) or
-                                                            Path(__file__).resolve().parents[3] / "shared" / "data"))
+    parser.add_argument("--data", type=Path, help="data folder (default: TUMORSEARCH_DATA_DIR, docs/configuration.md)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     return parser.parse_args(argv)
@@ -49,6 +49,7 @@ def write_studies(data: Path, out: Path) -> dict[str, list[Path]]:
 
 def command(argv: list[str]) -> int:
     args = parse(argv)
+    args.data = args.data or settings_or_exit(DataSettings, os.environ, "bench worker").root
     with tempfile.TemporaryDirectory(prefix="tumorsearch-bench-worker-") as work_dir, ExitStack() as stack:
         work = Path(work_dir)
         studies = write_studies(args.data, work / "dicom")

@@ -32,18 +32,23 @@ def place_study(home: Path, files: list[Path]) -> str:
     return study_uid
 
 
+def send_study_ready(broker_url: str, home: Path, study_uid: str, handover: int) -> None:
+    """Hand a placed study to the worker by task name, as the listener does."""
+    layout = StudyLayout(home)
+    app = Celery("tumorsearch-bench", set_as_current=False)
+    app.conf.update(celery_config(broker_url, 3600))
+    message = StudyReady(study_instance_uid=study_uid, location=layout.study_location(study_uid),
+                         instance_count=len(list(layout.study_dir(study_uid).glob("*.dcm"))), handover=handover)
+    app.send_task(PROCESS_STUDY, kwargs={"message": message.model_dump()})
+
+
 def hand_over_and_wait(broker_url: str, home: Path, study_uid: str, handover: int, vector_url: str,
                        timeout_s: float = 600.0) -> dict:
     """Seconds from sending the hand-over to the study's points answering a search, and the worker's
     own seconds per stage (from the study status)."""
-    layout = StudyLayout(home)
-    app = Celery("bench-worker", set_as_current=False)
-    app.conf.update(celery_config(broker_url, 3600))
     statuses = StudyStatusStore(redis.Redis.from_url(broker_url))
-    message = StudyReady(study_instance_uid=study_uid, location=layout.study_location(study_uid),
-                         instance_count=len(list(layout.study_dir(study_uid).glob("*.dcm"))), handover=handover)
     started = time.perf_counter()
-    app.send_task(PROCESS_STUDY, kwargs={"message": message.model_dump()})
+    send_study_ready(broker_url, home, study_uid, handover)
     deadline = started + timeout_s
     while time.perf_counter() < deadline:
         status = statuses.get(study_uid)

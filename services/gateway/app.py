@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.gateway.admin import admin
 from services.gateway.api import api
-from services.gateway.audit import AuditLog, install_audit_of_failures
+from services.gateway.audit import AuditLog, install_audit_of_failures, record_query
 from services.gateway.auth import ApiKeyStore, Authenticator, OidcVerifier, install_auth
 from services.gateway.deps import GatewayDeps
 from services.gateway.health import health
@@ -21,7 +21,7 @@ from services.gateway.reindex import reindex
 from services.gateway.ui import ui
 
 PUBLIC_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/ui/", "/favicon.ico", "/api/v1/openapi.json")
-QUERY_EVENT, QUERY_CODE = "Query", "110112"
+QUERY_EVENT = "Query"
 
 
 def create_app(deps: GatewayDeps) -> Flask:
@@ -35,15 +35,13 @@ def create_app(deps: GatewayDeps) -> Flask:
     app.extensions["tumorsearch.readiness"] = dict(deps.readiness)
     keys = ApiKeyStore(deps.redis, bootstrap_admin_key=_secret(deps.section.bootstrap_admin_key))
     app.extensions["tumorsearch.keys"] = keys
-    audit = AuditLog(deps.audit_path)
-    app.extensions["tumorsearch.audit"] = audit
     register_problem_handlers(app)
     install_metrics(app)
     install_limits(app, deps.redis, deps.section.rate_limit_per_minute, deps.section.cors_origins,
                    deps.section.max_body_bytes)
     install_auth(app, Authenticator(keys, _oidc(deps), deps.section.auth_disabled), PUBLIC_PATHS)
-    install_audit_of_failures(app, audit)
-    _audit_queries(app, audit)
+    install_audit_of_failures(app, AuditLog(deps.audit_path))  # also makes it the app's audit log
+    _audit_queries(app)
     for blueprint in (health, api, region, openapi, admin, reindex, ui):
         app.register_blueprint(blueprint)
     return app
@@ -61,16 +59,14 @@ def _oidc(deps: GatewayDeps) -> OidcVerifier | None:
                         section.oidc_role_claim, section.oidc_admin_role)
 
 
-def _audit_queries(app: Flask, audit: AuditLog) -> None:
+def _audit_queries(app: Flask) -> None:
     """Every answered query of /api/v1 is one audit event: who, what was asked, which studies came back."""
     @app.after_request
     def _record(response):  # noqa: ANN001, ANN202 - Flask's response
-        caller = g.get("caller")
-        if (caller is None or not request.path.startswith("/api/v1/") or request.path.startswith("/api/v1/admin")
+        if (g.get("caller") is None or not request.path.startswith("/api/v1/") or request.path.startswith("/api/v1/admin")
                 or request.path.endswith("/thumbnail.png")):  # an image of a tumour already listed, not a query
             return response
         returned = sorted({r["tumor"]["study_instance_uid"] for r in g.get("tumorsearch_results", [])})
         query = {"path": request.path, "args": request.args.to_dict(flat=False)}
-        audit.record(caller, QUERY_EVENT, QUERY_CODE, query, returned,
-                     "success" if response.status_code < 400 else "failure")
+        record_query(QUERY_EVENT, query, returned, "success" if response.status_code < 400 else "failure")
         return response

@@ -13,7 +13,6 @@ import redis
 from shared.config.programs import GatewaySection
 from shared.contracts.storage import StudyLayout
 from shared.contracts.vectors import collection_name
-from shared.shipped_model import shipped_model_version  # noqa: F401 - re-exported for main.py and tests
 from shared.vectorstore.base import VectorStore
 
 

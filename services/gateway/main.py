@@ -9,11 +9,12 @@ import redis
 from celery import Celery
 
 from services.gateway.app import create_app
-from services.gateway.deps import GatewayDeps, shipped_model_version
+from services.gateway.deps import GatewayDeps
 from services.gateway.settings import GatewaySettings
 from shared.broker.celery_config import celery_config
 from shared.contracts.storage import StudyLayout
 from shared.program import start_program
+from shared.shipped_model import shipped_model_version
 from shared.vectorstore.factory import open_server
 from shared.wsgi import serve_until_signalled
 

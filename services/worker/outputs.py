@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
 
 from services.worker.segmentation_object import SegmentInfo, build_segmentation, segmentation_bytes, send_segmentation
-from services.worker.thumbnail import centre_slice, render, write_thumbnail
+from services.worker.thumbnail import centre_slice, render
 from services.worker.tumours import Tumour
 from services.worker.volume import Volume
 from shared.contracts.storage import StudyLayout
@@ -50,9 +51,17 @@ def write_outputs(target: SeriesOutputs, volume: Volume, datasets: list[pydicom.
     for tumour, item in zip(tumours, payloads):
         k = centre_slice(labels, tumour.index + 1)
         png = render(volume.pixels[k], labels[k] == tumour.index + 1)
-        write_thumbnail(target.layout.thumbnail_path(
+        replace_file(target.layout.thumbnail_path(
             point_id(item.study_instance_uid, item.series_instance_uid, item.tumor_index, target.model_version)), png)
     return _segmentation(target, volume, datasets, labels, payloads)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write through a temporary file and rename: the gateway or a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
 
 
 def segmentation_uids(study_uid: str, series_uid: str, model_version: str) -> tuple[str, str]:
@@ -68,11 +77,7 @@ def _segmentation(target: SeriesOutputs, volume: Volume, datasets: list[pydicom.
     sources, frame_labels = _in_source_order(volume, datasets, labels)
     seg = build_segmentation(sources, frame_labels, segments, model_version=target.model_version,
                              series_uid=series_uid, sop_instance_uid=sop_uid)
-    path = target.layout.segmentation_path(target.study_uid, target.series_uid)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(segmentation_bytes(seg))
-    os.replace(temporary, path)
+    replace_file(target.layout.segmentation_path(target.study_uid, target.series_uid), segmentation_bytes(seg))
     status = None
     if target.seg_destination and target.already_sent_uid != sop_uid:
         status = send_segmentation(seg, target.seg_destination)

@@ -49,8 +49,6 @@ def load_runtime(folder: Path, device_choice: str = "auto") -> Runtime:
     with _lock:
         if key not in _loaded:
             device = pick_device(device_choice)
-            if device.type == "cpu":
-                torch.set_num_threads(max(1, torch.get_num_threads()))
             model, card = _load(Path(folder), device)
             # The weights stay as loaded (contiguous): the inputs are channels_last, exactly as in `tumorsearch
             # evaluate`; converting the weights too picks other bf16 kernels, and the embeddings then differ

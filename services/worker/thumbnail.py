@@ -1,11 +1,9 @@
 """A tumour's thumbnail: the source slice through its centre, windowed, with the tumour's outline, as a
-PNG the gateway serves (written atomically: a reader never sees half a file)."""
+PNG the gateway serves (outputs.py writes it)."""
 
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -30,10 +28,3 @@ def centre_slice(labels: np.ndarray, label: int) -> int:
     """The slice holding the most of the tumour (its centre for compact lesions)."""
     counts = (labels == label).sum(axis=(1, 2))
     return int(np.argmax(counts))
-
-
-def write_thumbnail(path: Path, png: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".png.tmp")
-    temporary.write_bytes(png)
-    os.replace(temporary, path)

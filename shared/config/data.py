@@ -16,5 +16,9 @@ class DataSettings(ProgramSettings):
                                                     "unset: ../shared/data beside the repository.")
 
     @property
+    def root(self) -> Path:
+        return self.data_dir or BESIDE_REPOSITORY
+
+    @property
     def figshare_dir(self) -> Path:
-        return (self.data_dir or BESIDE_REPOSITORY) / "figshare-cetumor"
+        return self.root / "figshare-cetumor"

@@ -37,7 +37,7 @@ import redis
 from PIL import Image
 from pydicom.uid import generate_uid
 
-from services.gateway.deps import shipped_model_version
+from shared.shipped_model import shipped_model_version
 from services.worker.pipeline import PipelineConfig, process_study
 from services.worker.runtime import load_runtime
 from services.worker.tumours import SizeLimits

@@ -8,9 +8,10 @@ import redis
 from celery import Celery
 
 from services.gateway.app import create_app
-from services.gateway.deps import GatewayDeps, shipped_model_version
+from services.gateway.deps import GatewayDeps
 from shared.broker.celery_config import celery_config
 from shared.config.programs import GatewaySection
+from shared.shipped_model import shipped_model_version
 from support.gateway_index import build_index
 from support.servers import start_redis
 from support.worker import worker_system

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from services.bench.worker_study import place_study
 from services.worker.pipeline import PipelineConfig, process_study
 from services.worker.runtime import load_runtime
 from services.worker.tumours import SizeLimits
@@ -19,7 +20,6 @@ from shared.dicomize.writer import StudyIds, affine_lps_from_file, write_volume_
 from shared.model.training3d import Train3DConfig, train3d
 from shared.model.volumes import load_volumes
 from shared.vectorstore.edge_backend import EdgeStore
-from support.worker import WorkerSystem
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def test_a_3d_checkpoint_processes_a_dicom_volume(tmp_path, data_dir):
     files = write_volume_series(volume, affine, tmp_path / "dicom", StudyIds.fresh("TEST-3D"))
     layout = StudyLayout(tmp_path / "home")
     layout.ensure()
-    study_uid = WorkerSystem(layout.home, "", "", {}, tmp_path).place(files)
+    study_uid = place_study(layout.home, files)
     runtime = load_runtime(tmp_path / "ckpt", "cpu")
     store = EdgeStore(tmp_path / "vectors")
     message = StudyReady(study_instance_uid=study_uid, location=layout.study_location(study_uid),

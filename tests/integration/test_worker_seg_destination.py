@@ -7,6 +7,7 @@ import pydicom
 import pytest
 from PIL import Image
 
+from services.bench.worker_study import place_study
 from services.worker.pipeline import PipelineConfig, process_study
 from services.worker.runtime import load_runtime
 from services.worker.tumours import SizeLimits
@@ -15,7 +16,6 @@ from shared.contracts.tasks import StudyReady
 from shared.dicomize.writer import StudyIds, write_slice_study
 from shared.model.checkpoint import SHIPPED
 from shared.vectorstore.edge_backend import EdgeStore
-from support.worker import WorkerSystem
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,7 @@ def test_the_seg_is_sent_to_the_configured_destination(tmp_path, orthanc, data_d
     files = write_slice_study(image, 0.98, tmp_path / "dicom", StudyIds.fresh("TEST-SEG"))
     layout = StudyLayout(tmp_path / "home")
     layout.ensure()
-    system = WorkerSystem(layout.home, "", "", {}, tmp_path)
-    study_uid = system.place(files)
+    study_uid = place_study(layout.home, files)
     config = PipelineConfig(layout, "post_contrast_t1", 1 << 30, SizeLimits(20, 200), b"key",
                             seg_destination=f"{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}")
     message = StudyReady(study_instance_uid=study_uid, location=layout.study_location(study_uid), instance_count=1,

@@ -9,6 +9,7 @@ import numpy as np
 import redis
 from PIL import Image
 
+from services.bench.worker_study import place_study
 from services.worker.pipeline import PipelineConfig, process_study
 from services.worker.runtime import load_runtime
 from services.worker.tumours import SizeLimits
@@ -19,7 +20,6 @@ from shared.dicomize.writer import StudyIds, write_slice_study
 from shared.model.checkpoint import SHIPPED
 from shared.study_status_store import StudyStatusStore
 from shared.vectorstore.base import VectorStore
-from support.worker import WorkerSystem
 
 # Fold 5 (never trained on), three per type, each the main tumour of its own study.
 IMAGES = {1873: "glioma", 1874: "glioma", 1872: "glioma", 17: "meningioma", 18: "meningioma", 87: "meningioma",
@@ -32,7 +32,6 @@ def build_index(data_dir: Path, home: Path, store: VectorStore, client: redis.Re
     (default: one patient per image). Returns image id -> final status."""
     layout = StudyLayout(home)
     layout.ensure()
-    placer = WorkerSystem(home, "", "", {}, home.parent)
     config = PipelineConfig(layout, "post_contrast_t1", 1 << 30, SizeLimits(20, 200), b"test-key")
     runtime = load_runtime(SHIPPED, "cpu")
     statuses = {}
@@ -41,7 +40,7 @@ def build_index(data_dir: Path, home: Path, store: VectorStore, client: redis.Re
         image = np.asarray(Image.open(path).convert("L")).astype(np.uint16)
         patient = (patients or {}).get(image_id, f"TEST-P{image_id}")
         files = write_slice_study(image, 0.98, home.parent / "dicom" / str(image_id), StudyIds.fresh(patient))
-        study_uid = placer.place(files)
+        study_uid = place_study(home, files)
         message = StudyReady(study_instance_uid=study_uid, location=layout.study_location(study_uid),
                              instance_count=1, handover=1)
         status = process_study(message, runtime, store, config)

@@ -5,7 +5,6 @@ sent by task name, and the study status read back from Redis."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -13,14 +12,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
 import redis
-from celery import Celery
 
-from shared.broker.celery_config import celery_config
+from services.bench.worker_study import place_study, send_study_ready
 from shared.contracts.storage import StudyLayout
 from shared.contracts.study_status import StudyStatus
-from shared.contracts.tasks import PROCESS_STUDY, StudyReady
 from shared.study_status_store import StudyStatusStore
 from shared.vectorstore.qdrant_backend import QdrantStore
 from support.ports import free_port, port_is_open
@@ -56,22 +52,10 @@ class WorkerSystem:
 
     def place(self, files: list[Path]) -> str:
         """Copy a study's files where the listener would have stored them; returns the study UID."""
-        study_uid = ""
-        for path in files:
-            header = pydicom.dcmread(path, stop_before_pixels=True)
-            study_uid = str(header.StudyInstanceUID)
-            target = self.layout.instance_path(study_uid, str(header.SOPInstanceUID))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-        return study_uid
+        return place_study(self.home, files)
 
     def hand_over(self, study_uid: str, handover: int = 1) -> None:
-        count = len(list(self.layout.study_dir(study_uid).glob("*.dcm")))
-        message = StudyReady(study_instance_uid=study_uid, location=self.layout.study_location(study_uid),
-                             instance_count=count, handover=handover)
-        app = Celery("worker-tests", set_as_current=False)
-        app.conf.update(celery_config(self.redis_url, 60))
-        app.send_task(PROCESS_STUDY, kwargs={"message": message.model_dump()})
+        send_study_ready(self.redis_url, self.home, study_uid, handover)
 
     def status(self, study_uid: str) -> StudyStatus | None:
         return StudyStatusStore(redis.Redis.from_url(self.redis_url)).get(study_uid)
