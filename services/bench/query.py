@@ -151,8 +151,26 @@ def fill(vector_url: str, n: int, version: str) -> tuple[dict, list[str]]:
         count = store.count(collection)
     finally:
         store.close()
+    settled_s = wait_until_green(vector_url, collection)
     return {"points": count, "upsert_s": round(sent_s, 2), "points_per_s": round(count / sent_s, 1),
-            "payloads_made_s": round(made_s, 2), "batch": BATCH}, ids
+            "payloads_made_s": round(made_s, 2), "batch": BATCH, "optimized_after_s": settled_s}, ids
+
+
+def wait_until_green(vector_url: str, collection: str, timeout_s: float = 600.0) -> float:
+    """Seconds until the store reports the collection "green" (its optimizer done with the fill), as one
+    waits after a bulk load on a Qdrant server before serving queries from it."""
+    from qdrant_client import QdrantClient, models  # noqa: PLC0415
+
+    client = QdrantClient(url=vector_url, timeout=60)
+    started = time.perf_counter()
+    try:
+        while client.get_collection(collection).status != models.CollectionStatus.GREEN:
+            if time.perf_counter() - started > timeout_s:
+                raise TimeoutError(f"{collection}: expected status green within {timeout_s:.0f} s, still optimizing")
+            time.sleep(0.5)
+    finally:
+        client.close()
+    return round(time.perf_counter() - started, 1)
 
 
 # ------------------------------------------------------------------ the clients

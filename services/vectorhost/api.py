@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from services.vectorhost import qdrant_json as qj
+from services.vectorhost.optimizer import BackgroundOptimizer
 from shared.vectorstore.base import CollectionMissing
 
 api = Blueprint("qdrant", __name__)
@@ -23,11 +24,13 @@ SERVER_TITLE = "tumorsearch embedded vector store (qdrant-edge)"
 UPDATE_DONE = {"operation_id": 0, "status": "completed"}
 
 
-def create_app(store, client_version: str) -> Flask:
+def create_app(store, client_version: str, optimize_quiet_s: float = 5.0) -> Flask:
+    """The app and, in `app.extensions["optimizer"]`, its background segment optimizer (not started)."""
     app = Flask("tumorsearch.vectorhost")
     app.extensions["store"] = store
-    app.extensions["lock"] = threading.RLock()
+    app.extensions["lock"] = lock = threading.RLock()
     app.extensions["version"] = client_version
+    app.extensions["optimizer"] = BackgroundOptimizer(store.optimize, lock, optimize_quiet_s)
     app.register_blueprint(api)
     app.register_error_handler(Exception, _error)
     return app
@@ -35,6 +38,10 @@ def create_app(store, client_version: str) -> Flask:
 
 def _store():
     return current_app.extensions["store"]
+
+
+def _written(name: str) -> None:
+    current_app.extensions["optimizer"].written(name)
 
 
 def _ok(result: Any, started: float):
@@ -88,7 +95,8 @@ def get_collection(name: str):
     started = time.perf_counter()
     with current_app.extensions["lock"]:
         spec = _store().spec(name)
-        return _ok(qj.collection_info(spec, _store().count(name)), started)
+        optimizing = current_app.extensions["optimizer"].pending(name)
+        return _ok(qj.collection_info(spec, _store().count(name), optimizing), started)
 
 
 @api.put("/collections/<name>")
@@ -96,6 +104,7 @@ def create_collection(name: str):
     started = time.perf_counter()
     with current_app.extensions["lock"]:
         _store().ensure_collection(qj.spec_from_create(name, request.get_json(force=True)))
+    _written(name)
     return _ok(True, started)
 
 
@@ -115,6 +124,7 @@ def create_index(name: str):
     with current_app.extensions["lock"]:
         spec = _store().spec(name)
         _store().ensure_collection(dataclasses.replace(spec, indexes={**spec.indexes, field: kind}))
+    _written(name)
     return _ok(UPDATE_DONE, started)
 
 
@@ -124,6 +134,7 @@ def upsert(name: str):
     with current_app.extensions["lock"]:
         spec = _store().spec(name)
         _store().upsert(name, qj.points_from_upsert(request.get_json(force=True), spec))
+    _written(name)
     return _ok(UPDATE_DONE, started)
 
 
@@ -135,6 +146,7 @@ def delete(name: str):
         raise qj.Unsupported("delete: expected a `filter` selector (delete by filter)")
     with current_app.extensions["lock"]:
         _store().delete(name, qj.filter_from_json(body["filter"]) or qj.Filter())
+    _written(name)
     return _ok(UPDATE_DONE, started)
 
 

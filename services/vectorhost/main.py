@@ -26,7 +26,14 @@ def command(argv: list[str]) -> int:
     store = open_embedded(layout.vectors)
     try:
         section = settings.vectorhost
-        serve_until_signalled(create_app(store, version("qdrant-client")), section.host, section.port, 4, log)
+        app = create_app(store, version("qdrant-client"))
+        optimizer = app.extensions["optimizer"].start()
+        for name in store.collection_names():  # written by an earlier run, maybe never optimised
+            optimizer.written(name)
+        try:
+            serve_until_signalled(app, section.host, section.port, 4, log)
+        finally:
+            optimizer.stop()
     finally:
         store.close()  # flushes; the engine's write-ahead log covers a kill before this line
     return 0

@@ -24,10 +24,11 @@ def spec_from_create(name: str, body: dict[str, Any]) -> CollectionSpec:
                           distance=params.get("distance", "Cosine"))
 
 
-def collection_info(spec: CollectionSpec, points: int) -> dict[str, Any]:
-    """The smallest CollectionInfo qdrant-client accepts, describing what the store really holds."""
+def collection_info(spec: CollectionSpec, points: int, optimizing: bool = False) -> dict[str, Any]:
+    """The smallest CollectionInfo qdrant-client accepts, describing what the store really holds.
+    "yellow" while segment optimisation is pending or running, as a Qdrant server says."""
     return {
-        "status": "green", "optimizer_status": "ok", "segments_count": 1,
+        "status": "yellow" if optimizing else "green", "optimizer_status": "ok", "segments_count": 1,
         "points_count": points, "indexed_vectors_count": 0, "payload_schema": {},
         "config": {
             "params": {"vectors": {spec.vector_name: {"size": spec.size, "distance": spec.distance}}},

@@ -29,6 +29,13 @@ _DISTANCE = {"Cosine": qe.Distance.Cosine, "Euclid": qe.Distance.Euclid, "Dot": 
 _INDEX = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
           "float": qe.PayloadSchemaType.Float}
 _EXACT = qe.SearchParams(exact=True)
+# Every search is exact (an HNSW graph loses a quarter of the true top 10 on spread-out 64-d vectors), so
+# no graph is built: m=0 makes the optimizer only rebuild segments with their payload indexes (7 s instead of
+# 27-36 s for 100k points).
+_NO_GRAPH = qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
+# One search thread: a search is one segment scan, and handing it to a pool costs more than it saves on two
+# cores (1.7 instead of 2.05 ms per 100k-point search); payloads cached in memory (they are small).
+_RUNTIME = {"max_search_threads": 1, "payload_memory": qe.Memory.Cached}
 
 
 class StoreLocked(RuntimeError):
@@ -72,8 +79,7 @@ class EdgeStore(VectorStore):
             # A shard without its spec file is a creation interrupted before its commit point; no point
             # can have been written to it (upsert needs the spec), so starting over loses nothing.
             shutil.rmtree(folder)
-        config = qe.EdgeConfig(vectors={spec.vector_name: qe.EdgeVectorParams(
-            size=spec.size, distance=_DISTANCE[spec.distance])})
+        config = qe.EdgeConfig(vectors=_vectors(spec), hnsw_config=_NO_GRAPH, **_RUNTIME)
         shard = qe.EdgeShard.create(str(folder), config)
         _create_indexes(shard, spec.indexes)
         shard.flush()
@@ -128,8 +134,7 @@ class EdgeStore(VectorStore):
         if self._lock_fd is None:  # reopening a shard without holding the folder lock would defeat it
             raise RuntimeError(f"embedded vector store at {self._root}: expected an open store, found it closed")
         if name not in self._shards:
-            self._spec(name)
-            self._shards[name] = _load_shard(self._root / name)
+            self._shards[name] = _load_shard(self._root / name, _vectors(self._spec(name)))
         return self._shards[name]
 
     # -- points --------------------------------------------------------------------------------------
@@ -169,6 +174,14 @@ class EdgeStore(VectorStore):
         return filters.in_asked_order(
             (PointRecord(str(r.id), list(r.vector[spec.vector_name]), r.payload or {}) for r in records), asked)
 
+    def optimize(self, collection: str) -> bool:
+        """Let the engine rebuild its segments (payload indexes included) once writes have settled. A filtered
+        search over a freshly written 100k points takes 9-12 ms, 2.5-3.5 ms after this. It holds the
+        interpreter while it runs (about 7 s per 100k new points): callers run it when writes go quiet.
+        True when anything was rebuilt."""
+        shard = self._shard(collection)
+        return bool(shard.optimize())
+
     def count(self, collection: str, flt: Filter | None = None) -> int:
         return self._shard(collection).count(qe.CountRequest(exact=True, filter=filters.to_edge(flt)))
 
@@ -207,9 +220,13 @@ def _locked_message(root: Path) -> str:
             f"`tumorsearch vectorstore` (its REST endpoint), or stop the process that holds it.")
 
 
-def _load_shard(folder: Path) -> qe.EdgeShard:
+def _vectors(spec: CollectionSpec) -> dict[str, qe.EdgeVectorParams]:
+    return {spec.vector_name: qe.EdgeVectorParams(size=spec.size, distance=_DISTANCE[spec.distance])}
+
+
+def _load_shard(folder: Path, vectors: dict[str, qe.EdgeVectorParams]) -> qe.EdgeShard:
     try:
-        return qe.EdgeShard.load(str(folder))
+        return qe.EdgeShard.load(str(folder), qe.EdgeConfig(vectors=vectors, **_RUNTIME))
     except Exception as exc:
         if "WouldBlock" in str(exc):  # the shard's WAL is locked by another process
             raise StoreLocked(_locked_message(folder.parent)) from exc

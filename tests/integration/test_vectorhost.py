@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import time
 import uuid
 
 import pytest
@@ -89,3 +90,23 @@ def test_payload_indexes_asked_through_rest_are_built(host):
     QdrantStore.server(url).ensure_collection(SPEC)
     recorded = json.loads((vectors / f"{SPEC.name}.json").read_text())
     assert recorded["indexes"] == SPEC.indexes, recorded
+
+
+def test_collection_is_yellow_until_its_segments_are_optimized_after_writes(host):
+    """After a bulk load the host optimises the collection's segments once writes go quiet (5 s) and says
+    "yellow" until then, as a Qdrant server does; searches find the same points before and after."""
+    from qdrant_client import QdrantClient, models  # noqa: PLC0415
+
+    url, _ = host
+    store, client = QdrantStore.server(url), QdrantClient(url=url)
+    store.ensure_collection(SPEC)
+    store.upsert(SPEC.name, points(2000))
+    query = points(1, seed=9)[0].vector
+    before = [h.id for h in store.search(SPEC.name, query, 10, FILTERS[2])]
+    assert client.get_collection(SPEC.name).status == models.CollectionStatus.YELLOW
+    deadline = time.monotonic() + 30
+    while client.get_collection(SPEC.name).status != models.CollectionStatus.GREEN:
+        assert time.monotonic() < deadline, "expected the collection green within 30 s of the last write"
+        time.sleep(0.2)
+    assert [h.id for h in store.search(SPEC.name, query, 10, FILTERS[2])] == before
+    assert store.count(SPEC.name) == 2000
