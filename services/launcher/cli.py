@@ -16,6 +16,7 @@ GROUP = "tumorsearch.commands"
 SUMMARIES = {
     "run": "start the whole system on this machine (broker, vector store, listener, worker, gateway)",
     "listener": "DICOM Storage SCP that receives studies from the PACS",
+    "echo": "DICOM C-ECHO to a listener or PACS (exit 0 when it answers Success): health checks, helm test",
     "worker": "Celery worker that segments and embeds tumours",
     "gateway": "HTTP API and web page for similar-case search",
     "vectorstore": "serve the embedded vector store to the other programs of one machine",

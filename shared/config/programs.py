@@ -5,6 +5,7 @@ each other. Each program composes its settings object from these in services/<pr
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from pathlib import Path
 from typing import Literal
@@ -24,8 +25,14 @@ _AE_TITLE = r"^[ -~]*[!-~][ -~]*$"
 
 
 def _comma_list(value: object) -> object:
-    """Environment values are strings: "a,b" becomes ("a", "b"); lists pass through."""
+    """Environment values are strings: "a,b" becomes ("a", "b"), and so does a JSON list '["a", "b"]';
+    lists pass through."""
     if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(f"expected a JSON list or comma-separated values, found {value!r}") from None
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
 
@@ -128,11 +135,16 @@ class GatewaySection(Section):
     max_k: int = Field(100, ge=1, le=10000, description="Largest `k` of a similar-tumour query.")
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
     cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser "
-                                                    "(JSON list); empty = same origin only.")
+                                                    "(comma-separated or a JSON list); empty = same origin only.")
     region_timeout_s: float = Field(30.0, gt=0, description="Seconds a region search waits for the worker's "
                                                             "embedding before answering 504.")
     trusted_proxies: int = Field(0, ge=0, le=5, description="Reverse proxies (ingress) in front of the gateway whose "
                                                             "X-Forwarded-For is trusted for the client address.")
+
+    @field_validator("oidc_algorithms", "cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
 
     @model_validator(mode="after")
     def _demo_only_on_loopback(self) -> "GatewaySection":

@@ -28,6 +28,20 @@ def test_nested_variables_fill_sections_and_convert_types():
     assert str(settings.home) == "/srv/tumorsearch"
 
 
+@pytest.mark.parametrize("text", ['["https://pacs.example", "https://viewer.example"]',
+                                  "https://pacs.example, https://viewer.example"])
+def test_list_settings_take_a_json_list_or_comma_separated_values(text):
+    settings = settings_from_environ(GatewaySettings, {"TUMORSEARCH_GATEWAY__CORS_ORIGINS": text,
+                                                       "TUMORSEARCH_GATEWAY__OIDC_ALGORITHMS": "ES256"})
+    assert list(settings.gateway.cors_origins) == ["https://pacs.example", "https://viewer.example"]
+    assert list(settings.gateway.oidc_algorithms) == ["ES256"]
+
+
+def test_a_broken_json_list_is_an_error_naming_the_variable():
+    with pytest.raises(SettingsError, match="TUMORSEARCH_GATEWAY__CORS_ORIGINS: .*expected a JSON list"):
+        settings_from_environ(GatewaySettings, {"TUMORSEARCH_GATEWAY__CORS_ORIGINS": '["https://a"'})
+
+
 def test_variables_of_other_programs_are_ignored():
     # One environment serves every program of `make run`: the listener has no gateway section.
     settings = settings_from_environ(ListenerSettings, {"TUMORSEARCH_GATEWAY__PORT": "9090", "PATH": "/bin"})
