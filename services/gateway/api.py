@@ -15,7 +15,7 @@ from services.gateway.tumor_views import point_view, tumor_view, why_matched
 from shared.contracts.study_status import StudyStatus
 from shared.contracts.uids import InvalidUid, validate_uid
 from shared.study_status_store import StudyStatusStore
-from shared.vectorstore.base import CollectionMissing, PointRecord
+from shared.vectorstore.base import CollectionMissing, Hit, PointRecord
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -96,8 +96,15 @@ def thumbnail(point_id: str):
 @api.get("/tumors/<point_id>/similar")
 def similar(point_id: str):
     query = parse_similar(request.args, deps().section.max_k)
-    point = load_point(point_id)
-    body = similar_to(point.vector, point.payload, point.id, query)
+    # The tumour and a first ranking in one round trip to the store (half the requests of retrieve + search).
+    try:
+        point, hits = deps().store.point_and_neighbours(deps().collection, checked_point_id(point_id),
+                                                        _wanted(query), query.store_filter(None))
+    except CollectionMissing:
+        point, hits = None, []
+    if point is None:
+        raise NotFound("tumour: no tumour with this id in the index")
+    body = similar_to(point.vector, point.payload, point.id, query, hits)
     body["query"] = point_view(point)
     return jsonify(body)
 
@@ -105,15 +112,22 @@ def similar(point_id: str):
 SAME_PATIENT_MARGIN = 20  # extra hits fetched so the same patient's tumours can be dropped afterwards
 
 
-def similar_to(vector, payload: dict | None, own_id: str | None, query: SimilarQuery) -> dict[str, Any]:  # noqa: ANN001
-    """The k most similar tumours passing the filters, without the query tumour itself.
+def _wanted(query: SimilarQuery) -> int:
+    return query.k + 1 + (SAME_PATIENT_MARGIN if query.exclude_same_patient else 0)
+
+
+def similar_to(vector, payload: dict | None, own_id: str | None, query: SimilarQuery,  # noqa: ANN001
+               hits: list[Hit] | None = None) -> dict[str, Any]:
+    """The k most similar tumours passing the filters, without the query tumour itself (`hits`: a first
+    ranking of `_wanted(query)` already fetched with the query's filters).
 
     The same patient is dropped from a slightly longer unfiltered ranking when it can be (a `must_not`
     on the patient hash makes every search 3-4x slower in the engine); only when too few hits remain is
     the search run again with the exclusion as a filter. Either way the ranking is the filtered one."""
     patient = payload.get("patient_hash") if payload and query.exclude_same_patient else None
-    wanted = query.k + 1 + (SAME_PATIENT_MARGIN if patient else 0)
-    hits = deps().store.search(deps().collection, vector, wanted, query.store_filter(None))
+    wanted = _wanted(query)
+    if hits is None:
+        hits = deps().store.search(deps().collection, vector, wanted, query.store_filter(None))
     kept = [h for h in hits if h.id != own_id and (patient is None or h.payload.get("patient_hash") != patient)]
     if len(kept) < query.k and len(hits) == wanted:
         hits = deps().store.search(deps().collection, vector, query.k + 1, query.store_filter(patient))

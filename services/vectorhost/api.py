@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 from services.vectorhost import qdrant_json as qj
 from services.vectorhost.optimizer import BackgroundOptimizer
@@ -155,10 +155,39 @@ def query(name: str):
     started = time.perf_counter()
     body = request.get_json(force=True)
     with current_app.extensions["lock"]:
-        spec = _store().spec(name)
-        hits = _store().search(name, qj.query_vector(body, spec), int(body.get("limit", 10)),
-                               qj.filter_from_json(body.get("filter")))
-    return _ok(qj.scored_json(hits), started)
+        return _ok(_answer_query(name, body), started)
+
+
+@api.post("/collections/<name>/points/query/batch")
+def query_batch(name: str):
+    """Several queries in one request (the gateway asks for a tumour and its neighbours this way)."""
+    started = time.perf_counter()
+    searches = request.get_json(force=True).get("searches")
+    if not isinstance(searches, list):
+        raise BadRequest("query batch: expected a `searches` list")
+    with current_app.extensions["lock"]:
+        return _ok([_answer_query(name, body) for body in searches], started)
+
+
+def _answer_query(name: str, body: dict) -> dict:
+    """A vector query, a query by the id of a stored point (nearest to its vector), or no query with a
+    filter on ids only (those points, as Qdrant answers a query without `query`)."""
+    spec = _store().spec(name)
+    limit = int(body.get("limit", 10))
+    ids = qj.ids_only_filter(body)
+    if ids is not None:
+        records = _store().retrieve(name, ids)[:limit]
+        return qj.records_as_scored(records, spec, bool(body.get("with_vector")))
+    vector = qj.query_vector(body, spec, lambda point_id: _stored_vector(name, point_id))
+    hits = _store().search(name, vector, limit, qj.filter_from_json(body.get("filter")))
+    return qj.scored_json(hits)
+
+
+def _stored_vector(name: str, point_id: str) -> list[float]:
+    found = _store().retrieve(name, [point_id])
+    if not found:
+        raise NotFound(f"No point with id {point_id} found")
+    return list(found[0].vector)
 
 
 @api.post("/collections/<name>/points")

@@ -6,6 +6,8 @@ approximately: a filter silently ignored would return wrong similar cases.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from shared.vectorstore.base import CollectionSpec, Condition, Filter, Hit, Match, MatchAny, PointRecord, Range
@@ -84,14 +86,36 @@ def points_from_upsert(body: dict[str, Any], spec: CollectionSpec) -> list[Point
     return records
 
 
-def query_vector(body: dict[str, Any], spec: CollectionSpec) -> list[float]:
+def query_vector(body: dict[str, Any], spec: CollectionSpec,
+                 stored_vector: Callable[[str], list[float]]) -> list[float]:
+    """The query's vector: given as numbers, or the stored vector of the point whose id is given."""
     query = body.get("query")
     if isinstance(query, dict) and "nearest" in query:
         query = query["nearest"]
+    if isinstance(query, str):
+        try:
+            query = stored_vector(str(uuid.UUID(query)))
+        except ValueError:
+            raise Unsupported(f"query: expected a vector or a point id (UUID), found {query[:40]!r}") from None
     using = body.get("using") or spec.vector_name
     if using != spec.vector_name or not isinstance(query, list) or len(query) != spec.size:
         raise Unsupported(f"query: expected a plain vector of {spec.size} numbers using {spec.vector_name!r}")
     return query
+
+
+def ids_only_filter(body: dict[str, Any]) -> list[str] | None:
+    """The ids of a query without `query` whose filter is one `has_id` condition; None for any other query."""
+    flt = body.get("filter")
+    if body.get("query") is not None or not isinstance(flt, dict):
+        return None
+    must = _as_list(flt.get("must"))
+    if set(flt) - {"must"} or len(must) != 1 or set(must[0]) != {"has_id"}:
+        raise Unsupported("query without `query`: expected a filter of one has_id condition (the only form served)")
+    return [str(uuid.UUID(str(i))) for i in must[0]["has_id"]]
+
+
+def records_as_scored(records: list[PointRecord], spec: CollectionSpec, with_vector: bool) -> dict[str, Any]:
+    return {"points": [{**record_json(r, spec, with_vector), "version": 0, "score": 0.0} for r in records]}
 
 
 def scored_json(hits: list[Hit]) -> dict[str, Any]:

@@ -101,6 +101,16 @@ class VectorStore(ABC):
     def retrieve(self, collection: str, ids: Sequence[str]) -> list[PointRecord]:
         """Points by id, with vectors and payloads, in the order asked; missing ids are left out."""
 
+    def point_and_neighbours(self, collection: str, point_id: str, limit: int,
+                             flt: Filter | None = None) -> tuple[PointRecord | None, list[Hit]]:
+        """A point (vector and payload) and the `limit` points most similar to its vector passing the filter;
+        (None, []) when there is no such point. The point itself may be among the neighbours or not (a
+        server leaves query ids out): callers drop it. A server answers this in one round trip."""
+        found = self.retrieve(collection, [point_id])
+        if not found:
+            return None, []
+        return found[0], self.search(collection, found[0].vector, limit, flt)
+
     @abstractmethod
     def count(self, collection: str, flt: Filter | None = None) -> int: ...
 

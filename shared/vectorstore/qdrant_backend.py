@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import httpx
 from qdrant_client import QdrantClient, models
 
-from shared.vectorstore import filters
+from shared.vectorstore import filters, qdrant_rest
 from shared.vectorstore.base import CollectionMissing, CollectionSpec, Filter, Hit, PointRecord, VectorStore
+from shared.vectorstore.qdrant_rest import RestPoints
 
 # Local mode says, once per call site, that it ignores search params and payload indexes. We send them
 # anyway (a server needs them) and know local mode searches exactly; the notice is noise in our logs.
@@ -38,9 +39,10 @@ class _Shape:
 class QdrantStore(VectorStore):
     """Use `QdrantStore.server(url)` or `QdrantStore.local(path)`; the constructor takes a ready client."""
 
-    def __init__(self, client: QdrantClient, where: str) -> None:
+    def __init__(self, client: QdrantClient, where: str, rest: RestPoints | None = None) -> None:
         self._client = client
         self._where = where
+        self._rest = rest  # the JSON read path of a server (qdrant_rest.py); None in local mode
         self._shapes: dict[str, _Shape] = {}
 
     @classmethod
@@ -48,7 +50,7 @@ class QdrantStore(VectorStore):
         # Keep-alive always: qdrant-client turns it off for 127.0.0.1/localhost, which costs a TCP connect,
         # accept and close on both sides per request (a third of the gateway's CPU per query in `bench query`).
         client = QdrantClient(url=url, api_key=api_key, timeout=max(1, round(timeout_s)), limits=KEEP_ALIVE)
-        return cls(client, f"Qdrant at {url}")
+        return cls(client, f"Qdrant at {url}", RestPoints(url, api_key, timeout_s, KEEP_ALIVE))
 
     @classmethod
     def local(cls, path: str) -> QdrantStore:
@@ -127,6 +129,10 @@ class QdrantStore(VectorStore):
                flt: Filter | None = None) -> list[Hit]:
         shape = self._shape(collection)
         query = filters.vector_list(vector, shape.size, "query vector")
+        if self._rest is not None:
+            with self._missing_as(collection):
+                found = self._rest.search(collection, query, shape.vector_name, limit, flt)
+            return qdrant_rest.hits(found, shape.distance)
         with self._missing_as(collection):
             points = self._client.query_points(
                 collection, query=query, using=shape.vector_name, limit=limit, query_filter=filters.to_qdrant(flt),
@@ -139,10 +145,32 @@ class QdrantStore(VectorStore):
         asked = [filters.point_id(i) for i in ids]
         if not asked:
             return []
+        if self._rest is not None:
+            with self._missing_as(collection):
+                found = self._rest.retrieve(collection, asked, shape.vector_name)
+            return filters.in_asked_order((qdrant_rest.record(p, shape.vector_name) for p in found), asked)
         with self._missing_as(collection):
             records = self._client.retrieve(collection, asked, with_payload=True, with_vectors=[shape.vector_name])
         return filters.in_asked_order(
             (PointRecord(str(r.id), list(r.vector[shape.vector_name]), r.payload or {}) for r in records), asked)
+
+    def point_and_neighbours(self, collection: str, point_id: str, limit: int,
+                             flt: Filter | None = None) -> tuple[PointRecord | None, list[Hit]]:
+        if self._rest is None:
+            return super().point_and_neighbours(collection, point_id, limit, flt)
+        shape = self._shape(collection)
+        try:
+            own, near = self._rest.point_and_neighbours(collection, filters.point_id(point_id), shape.vector_name,
+                                                        limit, flt)
+        except qdrant_rest.RestError as error:
+            if error.status not in (400, 404):
+                raise
+            # No such point (Qdrant refuses a query by a missing id) or no collection: the two-request path
+            # tells which, with the facade's own errors.
+            return super().point_and_neighbours(collection, point_id, limit, flt)
+        if own is None:
+            return None, []
+        return qdrant_rest.record(own, shape.vector_name), qdrant_rest.hits(near, shape.distance)
 
     def count(self, collection: str, flt: Filter | None = None) -> int:
         with self._missing_as(collection):
@@ -153,6 +181,8 @@ class QdrantStore(VectorStore):
 
     def close(self) -> None:
         self._client.close()
+        if self._rest is not None:
+            self._rest.close()
 
 
 def _distance_name(distance: models.Distance) -> str:

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from shared.vectorstore.base import CollectionSpec, Filter, Match, MatchAny, PointRecord, Range
+from shared.vectorstore.base import CollectionMissing, CollectionSpec, Filter, Match, MatchAny, PointRecord, Range
 from shared.vectorstore.edge_backend import EdgeStore
 from shared.vectorstore.qdrant_backend import QdrantStore
 from support.ports import free_port, port_is_open
@@ -110,3 +110,39 @@ def test_collection_is_yellow_until_its_segments_are_optimized_after_writes(host
         time.sleep(0.2)
     assert [h.id for h in store.search(SPEC.name, query, 10, FILTERS[2])] == before
     assert store.count(SPEC.name) == 2000
+
+
+def test_a_point_and_its_neighbours_come_in_one_request_with_the_engines_answer(host, tmp_path):
+    url, _ = host
+    remote, direct = QdrantStore.server(url), EdgeStore(tmp_path / "direct")
+    data = points(200, seed=3)
+    for store in (remote, direct):
+        store.ensure_collection(SPEC)
+        store.upsert(SPEC.name, data)
+    for flt in FILTERS:
+        for point in data[:5]:
+            own, near = remote.point_and_neighbours(SPEC.name, point.id, 12, flt)
+            assert own is not None and own.id == point.id and own.payload == point.payload
+            stored = direct.retrieve(SPEC.name, [point.id])[0].vector  # normalised by the engine (Cosine)
+            assert own.vector == pytest.approx(stored, abs=1e-6)
+            expected = direct.search(SPEC.name, stored, 12, flt)
+            assert [h.id for h in near] == [h.id for h in expected]
+            assert [h.score for h in near] == pytest.approx([h.score for h in expected], abs=1e-6)
+    missing = str(uuid.uuid4())
+    assert remote.point_and_neighbours(SPEC.name, missing, 5) == (None, [])
+    with pytest.raises(CollectionMissing):
+        remote.point_and_neighbours("tumors__nothing-here", missing, 5)
+
+
+def test_query_batch_refuses_what_it_does_not_serve(host):
+    import httpx  # noqa: PLC0415
+
+    url, _ = host
+    QdrantStore.server(url).ensure_collection(SPEC)
+    batch = f"{url}/collections/{SPEC.name}/points/query/batch"
+    scroll_like = {"filter": {"must": [{"key": "tumor_type", "match": {"value": "glioma"}}]}, "limit": 3}
+    answer = httpx.post(batch, json={"searches": [scroll_like]})
+    assert answer.status_code == 400 and "has_id" in answer.json()["status"]["error"]
+    assert httpx.post(batch, json={"searches": "all"}).status_code == 400
+    by_missing_id = {"query": str(uuid.uuid4()), "limit": 3}
+    assert httpx.post(batch, json={"searches": [by_missing_id]}).status_code == 404
