@@ -1,6 +1,6 @@
 """What single values do to the rendered chart (GPU, external stores, ingress, DICOM TLS, existing claim, tests,
-network policies), the contract keys of values.yaml, and the schema's refusals. Rendering, lint and Kubernetes
-validation of every value set: test_helm_chart.py."""
+network policies, NOTES), values.yaml's contract keys and comments, and the schema's refusals (a bad values file
+too). Rendering, lint and Kubernetes validation of every value set: test_helm_chart.py."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def test_contract_keys_exist_in_values_yaml():
 
 def test_gpu_on_requests_gpus_on_tainted_nodes_and_uses_cuda():
     worker = only(render("gpu-on"), "Deployment", "worker")
-    assert container(worker)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    resources = container(worker)["resources"]
+    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == 1
     spec = worker["spec"]["template"]["spec"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     assert any(t.get("key") == "dedicated" for t in spec["tolerations"]), "expected the values' own toleration"
@@ -219,3 +220,81 @@ def test_schema_accepts_an_external_redis_given_by_url_or_by_secret():
     chart = helm.Chart.load(CHART)
     chart.validate_schema({"redis": {"enabled": False, "url": "redis://redis.internal:6379/0"}})
     chart.validate_schema({"redis": {"enabled": False, "existingSecret": "broker"}})
+
+
+def test_a_bad_values_file_is_refused_by_lint_and_by_install_naming_each_mistake():
+    values = helm.values_from_yaml((SETS / "invalid" / "admin-mistakes.yaml").read_text())
+    report = helm.lint(CHART, values, strict=True)
+    errors = "\n".join(report["errors"])
+    for where in ("additional properties 'replica'", "/worker/gpu/enabled", "/listener/service/type",
+                  "/qdrant/url"):
+        assert where in errors, f"expected lint to name {where}; found {errors or report}"
+    with pytest.raises(helm.HelmValuesError):
+        helm.Chart.load(CHART).render(values, name="ts", namespace="pacs", is_install=True)
+
+
+def open_object_schemas(node, path: str = "") -> list[str]:
+    """Paths of object schemas that list properties yet let unknown keys through."""
+    found = []
+    if isinstance(node, dict):
+        if "properties" in node and node.get("additionalProperties") is not False \
+                and not path.endswith(("/if", "/then")) and "/anyOf" not in path:
+            found.append(path or "/")
+        for key, child in node.items():
+            found += open_object_schemas(child, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found += open_object_schemas(child, f"{path}/anyOf{index}" if path.endswith("anyOf") else path)
+    return found
+
+
+def test_the_schema_closes_every_object_it_describes():
+    """additionalProperties: false wherever the schema lists properties (if/then only add conditions). The
+    free-form objects left are Kubernetes' own types (affinity rules, annotations), which kubernetes-validate
+    checks in the rendered manifests, and `global`, Helm's key for parent charts."""
+    schema = yaml.safe_load((CHART / "values.schema.json").read_text())
+    assert not open_object_schemas(schema), f"expected closed objects; open: {open_object_schemas(schema)}"
+    assert schema["additionalProperties"] is False
+
+
+def uncommented_keys(node: yaml.Node, lines: list[str], path: str = "") -> list[str]:
+    missing = []
+    for key, value in node.value:
+        name = f"{path}.{key.value}".lstrip(".")
+        group = isinstance(value, yaml.MappingNode) and value.value and key.value != "resources"
+        if group:  # a heading such as `image:`; its keys carry the comments
+            missing += uncommented_keys(value, lines, name)
+        elif not lines[key.start_mark.line - 1].lstrip().startswith("#"):
+            missing.append(name)
+    return missing
+
+
+def test_every_value_has_a_comment_above_it():
+    text = (CHART / "values.yaml").read_text()
+    missing = uncommented_keys(yaml.compose(text), text.splitlines())
+    assert not missing, f"expected a comment line above each value in values.yaml; none above {missing}"
+
+
+@pytest.mark.parametrize("values, wanted", [
+    ({}, ["AE title: TUMORSEARCH", "Host:     ts-tumorsearch-listener.pacs.svc", "Port:     11112",
+          "kubectl port-forward -n pacs service/ts-tumorsearch-gateway 8080:8080", "helm test -n pacs ts",
+          "WARNING: listener.allowedSources is empty"]),
+    ("listener-tls-loadbalancer", ["kubectl get service -n pacs ts-tumorsearch-listener", "Port:     2762",
+                                   "TLS:      on", "PACS@10.30.1.20, ARCHIVE@10.30.2.0/24"]),
+    ("ingress-tls", ["GATEWAY=https://tumorsearch.hospital.example"]),
+])
+def test_notes_tell_the_admin_how_to_point_the_pacs_and_open_the_gateway(values, wanted):
+    if isinstance(values, str):
+        values = yaml.safe_load((SETS / f"{values}.yaml").read_text())
+    manifests = helm.Chart.load(CHART).render(values, name="ts", namespace="pacs", is_install=True)
+    notes = manifests["tumorsearch/templates/NOTES.txt"]
+    for line in wanted:
+        assert line in notes, f"expected {line!r} in NOTES.txt; found:\n{notes}"
+
+
+def test_the_worker_liveness_probe_outlasts_the_longest_study():
+    for soft_limit in (900, 2000):
+        values = {"worker": {"softTimeLimitSeconds": soft_limit, "terminationGracePeriodSeconds": soft_limit + 60}}
+        probe = container(only(render(values), "Deployment", "worker"))["livenessProbe"]
+        assert probe["periodSeconds"] * probe["failureThreshold"] > soft_limit + 30, probe
+        assert "control.ping" in probe["exec"]["command"][-1]
