@@ -109,7 +109,7 @@ def similar(point_id: str):
     return jsonify(body)
 
 
-SAME_PATIENT_MARGIN = 20  # extra hits fetched so the same patient's tumours can be dropped afterwards
+SAME_PATIENT_MARGIN = 10  # extra hits fetched so the same patient's tumours can be dropped afterwards
 
 
 def _wanted(query: SimilarQuery) -> int:

@@ -50,7 +50,7 @@ class QdrantStore(VectorStore):
         # Keep-alive always: qdrant-client turns it off for 127.0.0.1/localhost, which costs a TCP connect,
         # accept and close on both sides per request (a third of the gateway's CPU per query in `bench query`).
         client = QdrantClient(url=url, api_key=api_key, timeout=max(1, round(timeout_s)), limits=KEEP_ALIVE)
-        return cls(client, f"Qdrant at {url}", RestPoints(url, api_key, timeout_s, KEEP_ALIVE))
+        return cls(client, f"Qdrant at {url}", RestPoints(url, api_key, timeout_s))
 
     @classmethod
     def local(cls, path: str) -> QdrantStore:
