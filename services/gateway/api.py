@@ -38,13 +38,16 @@ def checked_point_id(value: str) -> str:
         raise BadRequest(f"tumour id: expected a UUID, found {len(value)} characters that are not one") from None
 
 
+NO_SUCH_TUMOUR = "tumour: no tumour with this id in the index"
+
+
 def load_point(point_id: str) -> PointRecord:
     try:
         found = deps().store.retrieve(deps().collection, [checked_point_id(point_id)])
     except CollectionMissing:
         found = []
     if not found:
-        raise NotFound("tumour: no tumour with this id in the index")
+        raise NotFound(NO_SUCH_TUMOUR)
     return found[0]
 
 
@@ -103,7 +106,7 @@ def similar(point_id: str):
     except CollectionMissing:
         point, hits = None, []
     if point is None:
-        raise NotFound("tumour: no tumour with this id in the index")
+        raise NotFound(NO_SUCH_TUMOUR)
     body = similar_to(point.vector, point.payload, point.id, query, hits)
     body["query"] = point_view(point)
     return jsonify(body)
@@ -125,9 +128,11 @@ def similar_to(vector, payload: dict | None, own_id: str | None, query: SimilarQ
     on the patient hash makes every search 3-4x slower in the engine); only when too few hits remain is
     the search run again with the exclusion as a filter. Either way the ranking is the filtered one."""
     patient = payload.get("patient_hash") if payload and query.exclude_same_patient else None
-    wanted = _wanted(query)
-    if hits is None:
+    if hits is None:  # a region search: no patient of its own, so no margin to fetch
+        wanted = query.k + 1 + (SAME_PATIENT_MARGIN if patient else 0)
         hits = deps().store.search(deps().collection, vector, wanted, query.store_filter(None))
+    else:
+        wanted = _wanted(query)
     kept = [h for h in hits if h.id != own_id and (patient is None or h.payload.get("patient_hash") != patient)]
     if len(kept) < query.k and len(hits) == wanted:
         hits = deps().store.search(deps().collection, vector, query.k + 1, query.store_filter(patient))

@@ -115,9 +115,11 @@ REACTOR_NAP_S = 0.001
 
 
 def _skip_reactor_nap() -> None:
+    """Once per process (the module attribute is shared by every association)."""
     if pynetdicom.__version__ != PATCHED_PYNETDICOM:  # another version may nap elsewhere or not at all
         return
-    pynetdicom.association.time = _ReactorClock()
+    if not isinstance(pynetdicom.association.time, _ReactorClock):
+        pynetdicom.association.time = _ReactorClock()
 
 
 PATCHED_PYNETDICOM = "3.0.4"
