@@ -35,6 +35,12 @@ def parser() -> argparse.ArgumentParser:
                    help="weight of the supervised-contrastive term (0 = off)")
     p.add_argument("--projection", type=int, default=0, help="learned projection size (0 = raw RoiPool)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation (ablation)")
+    p.add_argument("--bias-field", type=float, default=defaults.bias_field,
+                   help="augmentation: smooth intensity shading, peak log-gain (0 = off)")
+    p.add_argument("--noise", type=float, default=defaults.noise, help="augmentation: largest noise sd (0 = off)")
+    p.add_argument("--negatives", type=float, default=defaults.negatives,
+                   help="share of each batch replaced by anatomy-free images with an empty mask (0 = none)")
+    p.add_argument("--seg-weight", type=float, default=defaults.seg_weight, help="weight of the mask loss")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
     return p
@@ -57,7 +63,9 @@ def command(argv: list[str]) -> int:
     config = TrainConfig(tasks=parse_tasks(args.tasks), channels=args.channels, blocks=args.blocks, size=args.size,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          metric_weight=args.metric_weight, projection=args.projection,
-                         augment=not args.no_augment, seed=args.seed, test_fold=args.test_fold)
+                         augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
+                         negatives=args.negatives, seg_weight=args.seg_weight, seed=args.seed,
+                         test_fold=args.test_fold)
     data = load_figshare(args.data or settings.figshare_dir, config.size, limit=args.limit)
     device = pick_device(settings.device)
     card = train(config, data, args.out, device, code_version(),

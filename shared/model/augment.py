@@ -1,6 +1,8 @@
 """Batch augmentation on tensors: random affine (rotation, scale, shift, mirror) applied identically to
-images and masks, and intensity jitter. Labels that depend on geometry (box, size, position) are
-derived again from the transformed mask by the caller, so they stay true."""
+images and masks, and intensity jitter: gamma and contrast always, and optionally a smooth
+multiplicative bias field and Gaussian noise (the coil shading and noise of other scanners, which the
+figshare PNGs lack). Labels that depend on geometry (box, size, position) are derived again from the
+transformed mask by the caller, so they stay true."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ class Augmentation:
     mirror: bool = True
     gamma: float = 0.3
     contrast: float = 0.15
+    bias_field: float = 0.0     # peak log-gain of a smooth field (0.3 = up to about x1.35 / x0.74)
+    noise: float = 0.0          # largest Gaussian noise sd, in units of the [-1, 1] range
 
 
 def augment_batch(images: torch.Tensor, masks: torch.Tensor, aug: Augmentation,
@@ -49,4 +53,17 @@ def _intensity(images: torch.Tensor, aug: Augmentation, generator: torch.Generat
     gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * aug.gamma)
     contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * aug.contrast
     unit = ((images + 1) / 2).clamp(0, 1) ** gamma
-    return ((unit - 0.5) * contrast * 2).clamp(-1, 1)
+    if aug.bias_field:
+        unit = unit * _bias_field(images.shape, aug.bias_field, generator)
+    out = (unit - 0.5) * contrast * 2
+    if aug.noise:
+        sd = torch.rand(n, 1, 1, 1, generator=generator) * aug.noise
+        out = out + sd * torch.randn(images.shape, generator=generator)
+    return out.clamp(-1, 1)
+
+
+def _bias_field(shape: torch.Size, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """exp of a random 4x4 grid of log-gains, up-sampled bicubically: smooth over the whole image."""
+    n, _, height, width = shape
+    coarse = (torch.rand(n, 1, 4, 4, generator=generator) * 2 - 1) * strength
+    return torch.exp(F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True))

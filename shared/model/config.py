@@ -20,6 +20,10 @@ class TrainConfig:
     metric_weight: float = 0.5      # supervised contrastive on tumour type; 0 turns it off
     projection: int = 0             # learned linear projection of the RoiPool vector; 0 = none
     augment: bool = True
+    bias_field: float = 0.0         # smooth intensity shading in augmentation (peak log-gain); 0 = off
+    noise: float = 0.0              # Gaussian noise in augmentation (largest sd); 0 = off
+    negatives: float = 0.0          # share of each batch replaced by anatomy-free images (empty mask)
+    seg_weight: float = 1.0         # weight of the mask loss against the task losses
     seed: int = 0
     test_fold: int = 5
     train_folds: tuple[int, ...] = field(default=())
@@ -29,6 +33,8 @@ class TrainConfig:
             raise ValueError(f"size: expected a multiple of 4 (the backbone's stride), found {self.size}")
         if self.test_fold not in range(0, 6):
             raise ValueError(f"test fold: expected 1..5 (0 = train on all folds), found {self.test_fold}")
+        if not 0 <= self.negatives < 0.5:
+            raise ValueError(f"negatives: expected a share of the batch in [0, 0.5), found {self.negatives}")
 
     @property
     def folds(self) -> tuple[int, ...]:
@@ -50,4 +56,5 @@ class TrainConfig:
         data = dict(data)
         data["tasks"] = tuple(data["tasks"])
         data["train_folds"] = tuple(data.get("train_folds", ()))
+        # Cards written before a field existed ran with its default (the field's "off" value).
         return cls(**data)

@@ -19,6 +19,7 @@ from shared.model.batch import boxes_from_masks, derived_batch_labels
 from shared.model.config import TrainConfig
 from shared.model.device import autocast, seed_everything
 from shared.model.figshare import Slices
+from shared.model.negatives import anatomy_free
 from shared.model.losses import mask_loss, supervised_contrastive, task_loss
 from shared.model.steps import optimisation_step
 from shared.model.tasks import CLASSIFICATION_TASKS, MISSING
@@ -36,7 +37,12 @@ def make_batch(data: Slices, index: np.ndarray, config: TrainConfig, generator: 
     images = torch.from_numpy(data.images[index])[:, None]
     masks = torch.from_numpy(data.masks[index])[:, None].float()
     if config.augment:
-        images, masks = augment_batch(images, masks, Augmentation(), generator)
+        augmentation = Augmentation(bias_field=config.bias_field, noise=config.noise)
+        images, masks = augment_batch(images, masks, augmentation, generator)
+    negatives = round(config.negatives * len(index))
+    if negatives:  # the last samples become anatomy-free frames: empty mask, every label MISSING
+        images[-negatives:] = anatomy_free(negatives, images.shape[-1], generator)
+        masks[-negatives:] = 0
     boxes, has_tumour = boxes_from_masks(masks)
     labels = derived_batch_labels(masks, torch.from_numpy(data.spacing_mm[index]))
     types = torch.from_numpy(data.types[index]).long()
@@ -49,7 +55,7 @@ def batch_loss(model, batch: dict, config: TrainConfig) -> tuple[torch.Tensor, d
     out = model(batch["images"], batch["boxes"])
     parts = {}
     if "segmentation" in config.tasks:
-        parts["segmentation"] = mask_loss(out["mask"], batch["masks"], torch.ones(len(batch["masks"]), dtype=bool))
+        parts["segmentation"] = config.seg_weight * mask_loss(out["mask"], batch["masks"], torch.ones(len(batch["masks"]), dtype=bool))
     for name in config.classification_tasks:
         parts[name] = CLASSIFICATION_TASKS[name].weight * task_loss(out[name], batch["labels"][name])
     if config.metric_weight and "type" in config.tasks:
