@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from shared.model.checkpoint import SHIPPED, SOURCE_SPACING_MM, build_model, load
+from shared.model.checkpoint import SHIPPED, build_model, load
+from shared.model.figshare import SOURCE_SPACING_MM
 from shared.model.config import TrainConfig
 from shared.model.device import autocast
 from shared.model.network import STRIDE, PisovNet

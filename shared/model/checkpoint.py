@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from shared.model.config import TrainConfig
+from shared.model.figshare import SOURCE_SIZE, SOURCE_SPACING_MM
 from shared.model.network import STRIDE, PisovNet
 from shared.model.tasks import CLASSIFICATION_TASKS
 
 WEIGHTS, CARD, STATE = "weights.pt", "model_card.json", "train_state.pt"
-SOURCE_SPACING_MM = 0.98  # figshare's 256 grid (0.49 mm at the original 512)
 
 
 def build_model(config: TrainConfig) -> PisovNet:
@@ -27,7 +27,7 @@ def build_model(config: TrainConfig) -> PisovNet:
 
 
 def new_card(config: TrainConfig, code_version: str, data_description: str) -> dict:
-    spacing = SOURCE_SPACING_MM * 256 / config.size
+    spacing = SOURCE_SPACING_MM * SOURCE_SIZE / config.size
     return {
         "model_version": None,
         "architecture": {"name": "PisovNet", "dims": 2, "in_channels": 1, "channels": config.channels,
