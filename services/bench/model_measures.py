@@ -33,13 +33,14 @@ def _model_2d() -> tuple[PisovNet, dict]:
         config, weights = TrainConfig(), "none: random initial weights (no shipped checkpoint yet)"
         model = build_model(config).eval()
     return model, {"weights": weights, "parameters": sum(p.numel() for p in model.parameters()),
-                   "channels": config.channels, "blocks": config.blocks,
+                   "channels": config.channels, "blocks": config.blocks, "seg_channels": config.seg_channels,
                    "input_size": config.size, "spacing_mm": round(SOURCE_SPACING_MM * 256 / config.size, 4)}
 
 
 def _model_3d(info: dict) -> PisovNet:
     torch.manual_seed(0)
-    return PisovNet(dims=3, in_channels=1, channels=info["channels"], blocks=info["blocks"]).eval()
+    return PisovNet(dims=3, in_channels=1, channels=info["channels"], blocks=info["blocks"],
+                    seg_channels=info["seg_channels"]).eval()
 
 
 def _formatted(tensor_or_model, bf16: bool, dims: int):

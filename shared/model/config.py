@@ -12,6 +12,7 @@ class TrainConfig:
     tasks: tuple[str, ...] = ALL_TASKS
     channels: int = 64
     blocks: int = 4
+    seg_channels: int = 16          # width of the segmentation head's ResBlock on the input grid
     size: int = 128                 # training grid (pixels); the spacing follows from the source grid
     epochs: int = 40
     batch_size: int = 32

@@ -10,9 +10,9 @@ backbone's channel count. Boxes are given in input voxels.
 Two exact economies keep this trainable on a CPU. F is the ResBlocks' output up-sampled x4 by
 repetition, so the max of F under a box equals the max of the coarse map over the stride-4 cells the
 box touches: RoiPool reads the coarse map and F is never materialised at 64 channels on the input
-grid. The segmentation head narrows F to `SEG_CHANNELS` before up-sampling (a 1x1 convolution commutes
-with the up-sampling), and its ResBlock runs at that width: a full-width block on the input grid would
-cost more than the whole backbone, for no gain in the mask.
+grid. The segmentation head narrows F to `seg_channels` (default `SEG_CHANNELS`) before up-sampling (a
+1x1 convolution commutes with the up-sampling), and its ResBlock runs at that width: a full-width block
+on the input grid would cost several times the whole backbone.
 """
 
 from __future__ import annotations
@@ -70,13 +70,13 @@ class Backbone(nn.Module):
 
 
 class SegmentationHead(nn.Module):
-    def __init__(self, channels: int, prep_channels: int, dims: int) -> None:
+    def __init__(self, channels: int, prep_channels: int, dims: int, width: int = SEG_CHANNELS) -> None:
         super().__init__()
         conv, _, _ = _layers(dims)
-        self.narrow = conv(channels, SEG_CHANNELS, 1)
-        self.skip = conv(prep_channels, SEG_CHANNELS, 1)
-        self.block = ResBlock(SEG_CHANNELS, dims)
-        self.logit = conv(SEG_CHANNELS, 1, 1)
+        self.narrow = conv(channels, width, 1)
+        self.skip = conv(prep_channels, width, 1)
+        self.block = ResBlock(width, dims)
+        self.logit = conv(width, 1, 1)
 
     def forward(self, coarse: torch.Tensor, early: torch.Tensor) -> torch.Tensor:
         mode = "bilinear" if coarse.dim() == 4 else "trilinear"
@@ -112,12 +112,12 @@ class PisovNet(nn.Module):
     """Backbone + segmentation head + one RoiPool classifier per task (`tasks`: name -> classes)."""
 
     def __init__(self, dims: int = 2, in_channels: int = 1, channels: int = 64, blocks: int = 4,
-                 tasks: dict[str, int] | None = None, projection: int = 0) -> None:
+                 tasks: dict[str, int] | None = None, projection: int = 0, seg_channels: int = SEG_CHANNELS) -> None:
         super().__init__()
         self.dims = dims
         self.channels = channels
         self.backbone = Backbone(dims, in_channels, channels, blocks)
-        self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims)
+        self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims, seg_channels)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
         self.projection = nn.Linear(channels, projection) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.

@@ -41,3 +41,18 @@ def test_a_projection_changes_the_embedding_size_but_not_the_heads_input():
 def test_invalid_dims_are_refused():
     with pytest.raises(ValueError, match="dims: expected 2 or 3"):
         PisovNet(dims=4)
+
+
+def test_the_segmentation_head_width_is_a_setting_kept_in_the_checkpoint(tmp_path):
+    from shared.model import checkpoint
+    from shared.model.config import TrainConfig
+
+    config = TrainConfig(channels=16, blocks=1, seg_channels=24, size=32)
+    model = checkpoint.build_model(config)
+    assert model.seg_head.block.body[0].in_channels == 24
+    card = checkpoint.new_card(config, "test", "none")
+    assert card["architecture"]["seg_channels"] == 24
+    checkpoint.save(tmp_path, model, card, None)
+    loaded, _ = checkpoint.load(tmp_path)
+    assert loaded.seg_head.logit.in_channels == 24
+    assert PisovNet(dims=2, channels=16, blocks=1).seg_head.logit.in_channels == 16, "cards without it: 16"
