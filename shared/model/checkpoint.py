@@ -24,7 +24,7 @@ WEIGHTS, CARD, STATE = "weights.pt", "model_card.json", "train_state.pt"
 def build_model(config: TrainConfig) -> PisovNet:
     return PisovNet(dims=2, in_channels=1, channels=config.channels, blocks=config.blocks,
                     tasks=config.classification_tasks, projection=config.projection,
-                    seg_channels=config.seg_channels)
+                    seg_channels=config.seg_channels, mid_level=config.mid_level)
 
 
 def new_card(config: TrainConfig, code_version: str, data_description: str) -> dict:
@@ -32,7 +32,8 @@ def new_card(config: TrainConfig, code_version: str, data_description: str) -> d
     return {
         "model_version": None,
         "architecture": {"name": "PisovNet", "dims": 2, "in_channels": 1, "channels": config.channels,
-                         "blocks": config.blocks, "seg_channels": config.seg_channels, "stride": STRIDE, "projection": config.projection,
+                         "blocks": config.blocks, "seg_channels": config.seg_channels,
+                         "mid_level": config.mid_level, "stride": STRIDE, "projection": config.projection,
                          "input_size": config.size, "spacing_mm": round(spacing, 4)},
         "tasks": {t: list(CLASSIFICATION_TASKS[t].classes) for t in config.classification_tasks},
         "segmentation": "segmentation" in config.tasks,

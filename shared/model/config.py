@@ -13,6 +13,7 @@ class TrainConfig:
     channels: int = 64
     blocks: int = 4
     seg_channels: int = 16          # width of the segmentation head's ResBlock on the input grid
+    mid_level: bool = False         # down x4 as two stride-2 steps; the mask head also reads stride 2
     size: int = 128                 # training grid (pixels); the spacing follows from the source grid
     epochs: int = 40
     batch_size: int = 32

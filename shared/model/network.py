@@ -3,6 +3,8 @@
     image -> prep (two convolutions) -> down x4 -> ResBlocks -> up x4  = backbone feature map F
     segmentation: one ResBlock over F (+ the prep features, a skip for sharp edges) -> tumour logit
     each classification task: RoiPool(F, tumour box) -> one linear layer
+    optional `mid_level` (not in the paper): down x4 as two stride-2 steps, and the segmentation head
+    adds a ResBlock at stride 2 fed by that level; RoiPool and the embedding are unchanged
 
 RoiPool (the slice of F under the box, global max over it) is the tumour's embedding: its size is the
 backbone's channel count. Boxes are given in input voxels.
@@ -49,39 +51,64 @@ class ResBlock(nn.Module):
 
 
 class Backbone(nn.Module):
-    """prep -> down x4 -> ResBlocks. Returns (the coarse map, stride 4; the prep features)."""
+    """prep -> down x4 -> ResBlocks. Returns (the coarse map at stride 4, the prep features) and, with
+    `mid_level`, the stride-2 features too: down x4 is then two stride-2 steps with a ResBlock between."""
 
-    def __init__(self, dims: int, in_channels: int, channels: int, blocks: int) -> None:
+    def __init__(self, dims: int, in_channels: int, channels: int, blocks: int, mid_level: bool = False) -> None:
         super().__init__()
         conv, norm, _ = _layers(dims)
         prep = max(8, channels // 4)
-        self.prep_channels = prep
+        self.prep_channels, self.mid_channels = prep, (channels // 2 if mid_level else 0)
         self.prep = nn.Sequential(
             conv(in_channels, prep, 3, padding=1, bias=False), norm(prep), nn.ReLU(inplace=True),
             conv(prep, prep, 3, padding=1, bias=False), norm(prep), nn.ReLU(inplace=True))
-        # Down by 4 in one learned step: a 4-wide stride-4 convolution sees every input voxel once.
-        self.down = nn.Sequential(conv(prep, channels, STRIDE, stride=STRIDE, bias=False), norm(channels),
-                                  nn.ReLU(inplace=True))
+        if mid_level:
+            mid = self.mid_channels
+            self.mid = nn.Sequential(conv(prep, mid, 2, stride=2, bias=False), norm(mid), nn.ReLU(inplace=True),
+                                     ResBlock(mid, dims))
+            self.down = nn.Sequential(conv(mid, channels, 2, stride=2, bias=False), norm(channels),
+                                      nn.ReLU(inplace=True))
+        else:
+            self.mid = None
+            # Down by 4 in one learned step: a 4-wide stride-4 convolution sees every input voxel once.
+            self.down = nn.Sequential(conv(prep, channels, STRIDE, stride=STRIDE, bias=False), norm(channels),
+                                      nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*[ResBlock(channels, dims) for _ in range(blocks)])
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         early = self.prep(x)
-        return self.blocks(self.down(early)), early
+        if self.mid is None:
+            return self.blocks(self.down(early)), early
+        mid = self.mid(early)
+        return self.blocks(self.down(mid)), early, mid
 
 
 class SegmentationHead(nn.Module):
-    def __init__(self, channels: int, prep_channels: int, dims: int, width: int = SEG_CHANNELS) -> None:
+    """Narrowed coarse map, up-sampled; with a stride-2 level, one ResBlock there first; then the prep
+    skip, one ResBlock on the input grid and a 1x1 logit."""
+
+    def __init__(self, channels: int, prep_channels: int, dims: int, width: int = SEG_CHANNELS,
+                 mid_channels: int = 0) -> None:
         super().__init__()
         conv, _, _ = _layers(dims)
         self.narrow = conv(channels, width, 1)
+        if mid_channels:
+            self.mid_skip = conv(mid_channels, width, 1)
+            self.mid_block = ResBlock(width, dims)
         self.skip = conv(prep_channels, width, 1)
         self.block = ResBlock(width, dims)
         self.logit = conv(width, 1, 1)
 
-    def forward(self, coarse: torch.Tensor, early: torch.Tensor) -> torch.Tensor:
-        mode = "bilinear" if coarse.dim() == 4 else "trilinear"
-        narrowed = F.interpolate(self.narrow(coarse), size=early.shape[2:], mode=mode, align_corners=False)
-        return self.logit(self.block(F.relu(narrowed + self.skip(early))))
+    def forward(self, coarse: torch.Tensor, early: torch.Tensor, mid: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.narrow(coarse)
+        if mid is not None:
+            x = self.mid_block(F.relu(_up(x, mid) + self.mid_skip(mid)))
+        return self.logit(self.block(F.relu(_up(x, early) + self.skip(early))))
+
+
+def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    mode = "bilinear" if x.dim() == 4 else "trilinear"
+    return F.interpolate(x, size=like.shape[2:], mode=mode, align_corners=False)
 
 
 def roi_pool(coarse: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -112,12 +139,14 @@ class PisovNet(nn.Module):
     """Backbone + segmentation head + one RoiPool classifier per task (`tasks`: name -> classes)."""
 
     def __init__(self, dims: int = 2, in_channels: int = 1, channels: int = 64, blocks: int = 4,
-                 tasks: dict[str, int] | None = None, projection: int = 0, seg_channels: int = SEG_CHANNELS) -> None:
+                 tasks: dict[str, int] | None = None, projection: int = 0, seg_channels: int = SEG_CHANNELS,
+                 mid_level: bool = False) -> None:
         super().__init__()
         self.dims = dims
         self.channels = channels
-        self.backbone = Backbone(dims, in_channels, channels, blocks)
-        self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims, seg_channels)
+        self.backbone = Backbone(dims, in_channels, channels, blocks, mid_level)
+        self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims, seg_channels,
+                                         self.backbone.mid_channels)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
         self.projection = nn.Linear(channels, projection) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.
@@ -127,13 +156,13 @@ class PisovNet(nn.Module):
     def embedding_size(self) -> int:
         return self.projection.out_features if self.projection is not None else self.channels
 
-    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(coarse map at stride 4, prep features); spatial sizes must be multiples of 4."""
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(coarse map at stride 4, prep features[, stride-2 features]); spatial sizes multiples of 4."""
         if any(s % STRIDE for s in images.shape[2:]):
             raise ValueError(f"images: expected spatial sizes divisible by {STRIDE}, found {tuple(images.shape[2:])}")
         return self.backbone(images)
 
-    def segment(self, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def segment(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return self.seg_head(*features)
 
     def embed(self, coarse: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

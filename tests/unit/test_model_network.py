@@ -56,3 +56,16 @@ def test_the_segmentation_head_width_is_a_setting_kept_in_the_checkpoint(tmp_pat
     loaded, _ = checkpoint.load(tmp_path)
     assert loaded.seg_head.logit.in_channels == 24
     assert PisovNet(dims=2, channels=16, blocks=1).seg_head.logit.in_channels == 16, "cards without it: 16"
+
+
+@pytest.mark.parametrize("dims,shape", [(2, (2, 1, 32, 32)), (3, (1, 1, 16, 16, 16))])
+def test_a_stride_2_level_feeds_the_mask_and_leaves_the_embedding_at_stride_4(dims, shape):
+    model = PisovNet(dims=dims, channels=16, blocks=1, tasks={"type": 3}, mid_level=True)
+    coarse, early, mid = model.features(torch.randn(shape))
+    assert coarse.shape[2:] == tuple(s // 4 for s in shape[2:]) and mid.shape[2:] == tuple(s // 2 for s in shape[2:])
+    assert early.shape[2:] == shape[2:]
+    box = [0] * dims + [8] * dims
+    out = model(torch.randn(shape), torch.tensor([box] * shape[0]))
+    assert out["mask"].shape == (shape[0], 1, *shape[2:]) and out["embedding"].shape == (shape[0], 16)
+    out["mask"].sum().backward()
+    assert model.backbone.mid[0].weight.grad.abs().sum() > 0, "the mask loss must reach the stride-2 level"
