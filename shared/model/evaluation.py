@@ -37,6 +37,9 @@ def evaluate(model: PisovNet, data: Slices, test_fold: int, device: torch.device
         m, p, _ = map_and_p10(pred_q.embeddings[kind], test.types, pred_d.embeddings[kind], base.types)
         result[f"map_{kind}_box"], result[f"p10_{kind}_box"] = round(m, 4), round(p, 4)
     result["auto_box_found"] = round(float((pred_q.auto_boxes[:, 0] >= 0).mean()), 4)
+    # Diagnostic only (inference.py): every image boxed, the most likely region where nothing passed 0.5.
+    m, _, _ = map_and_p10(pred_q.embeddings["forced"], test.types, pred_d.embeddings["forced"], base.types)
+    result["map_forced_box"] = round(m, 4)
     result["dice"] = round(float(dice_scores(pred_q.masks, test.masks).mean()), 4)
     result.update(_criteria(pred_q, pred_d, test, base))
     result["seconds"] = round(time.perf_counter() - started, 1)

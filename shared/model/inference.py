@@ -1,5 +1,11 @@
 """Run a trained network over 2D images: the predicted mask, the automatic tumour box (largest
-connected component of the mask), and embeddings and task probabilities for given or found boxes."""
+connected component of the mask), and embeddings and task probabilities for given or found boxes.
+
+Also a diagnostic box, never used by the product: `forced` is the automatic box, except that an image
+where nothing passes the threshold takes the region around its most likely pixel (p >= half that
+maximum). It tells how much of the automatic protocol's loss comes from images where the model finds
+nothing, as against from imperfect boxes; a real study without a tumour must be able to say so, so the
+worker keeps the plain rule."""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ THRESHOLD = 0.5
 class Predictions:
     masks: np.ndarray               # (N, H, W) bool, predicted tumour
     auto_boxes: np.ndarray          # (N, 4) int, -1 where nothing was found
-    embeddings: dict[str, np.ndarray]   # "expert"/"auto" -> (N, D) float32 (NaN rows where no box)
+    embeddings: dict[str, np.ndarray]   # "expert"/"auto"/"forced" -> (N, D) float32 (NaN rows where no box)
     probabilities: dict[str, np.ndarray]  # task -> (N, classes), from the expert boxes (or auto if none)
 
 
@@ -51,7 +57,7 @@ def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: boo
 def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None, device: torch.device,
             batch_size: int = 64, bf16: bool = True) -> Predictions:
     model.eval()
-    masks, autos, embeddings, probabilities = [], [], {"expert": [], "auto": []}, {}
+    masks, autos, embeddings, probabilities = [], [], {"expert": [], "auto": [], "forced": []}, {}
     for start in range(0, len(images), batch_size):
         features, probability = forward(model, images[start:start + batch_size], device, bf16)
         mask = (probability > THRESHOLD).cpu().numpy()
@@ -60,6 +66,7 @@ def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None
         masks.append(mask)
         autos.append(auto)
         embeddings["auto"].append(_embed(model, features, auto))
+        embeddings["forced"].append(_embed(model, features, _forced_boxes(auto, probability.cpu().numpy())))
         chosen = auto if expert_boxes is None else expert_boxes[start:start + batch_size]
         if expert_boxes is not None:
             embeddings["expert"].append(_embed(model, features, chosen))
@@ -69,6 +76,15 @@ def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None
         masks=np.concatenate(masks), auto_boxes=np.concatenate(autos),
         embeddings={k: np.concatenate(v) for k, v in embeddings.items() if v},
         probabilities={k: np.concatenate(v) for k, v in probabilities.items()})
+
+
+def _forced_boxes(auto: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """The automatic boxes, with the most likely region where nothing passed the threshold."""
+    forced = auto.copy()
+    for i in np.nonzero(auto[:, 0] < 0)[0]:
+        box = largest_component_box(probability[i] >= probability[i].max() / 2)
+        forced[i] = box if box is not None and probability[i].max() > 0 else (-1, -1, -1, -1)
+    return forced
 
 
 def _embed(model: PisovNet, features: torch.Tensor, boxes: np.ndarray) -> np.ndarray:

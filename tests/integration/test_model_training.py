@@ -57,6 +57,6 @@ def test_evaluate_reports_every_figure(tiny_data, tmp_path):
     model, card = checkpoint.load(tmp_path)
     result = evaluate(model, tiny_data, 5, torch.device("cpu"))
     for key in ("map_expert_box", "p10_expert_box", "map_auto_box", "p10_auto_box", "dice",
-                "spearman_distance_size"):
+                "spearman_distance_size", "map_forced_box"):
         assert 0 <= abs(result[key]) <= 1, key
     assert len(result["knn_accuracy"]["type"]) == 50
