@@ -13,7 +13,7 @@ from shared.model.figshare import Slices
 from shared.model.inference import Predictions, predict
 from shared.model.network import PisovNet
 from shared.model.retrieval import dice_scores, distance_size_spearman, knn_accuracy, map_and_p10
-from shared.model.tasks import CLASSIFICATION_TASKS, mask_box
+from shared.model.tasks import CLASSIFICATION_TASKS, TUMOR_TYPES, mask_box
 
 
 def expert_boxes(masks: np.ndarray) -> np.ndarray:
@@ -40,7 +40,10 @@ def evaluate(model: PisovNet, data: Slices, test_fold: int, device: torch.device
     # Diagnostic only (inference.py): every image boxed, the most likely region where nothing passed 0.5.
     m, _, _ = map_and_p10(pred_q.embeddings["forced"], test.types, pred_d.embeddings["forced"], base.types)
     result["map_forced_box"] = round(m, 4)
-    result["dice"] = round(float(dice_scores(pred_q.masks, test.masks).mean()), 4)
+    dice = dice_scores(pred_q.masks, test.masks)
+    result["dice"] = round(float(dice.mean()), 4)
+    result["dice_by_type"] = {name: round(float(dice[test.types == i].mean()), 4)
+                              for i, name in enumerate(TUMOR_TYPES) if (test.types == i).any()}
     result.update(_criteria(pred_q, pred_d, test, base))
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result

@@ -60,3 +60,4 @@ def test_evaluate_reports_every_figure(tiny_data, tmp_path):
                 "spearman_distance_size", "map_forced_box"):
         assert 0 <= abs(result[key]) <= 1, key
     assert len(result["knn_accuracy"]["type"]) == 50
+    assert set(result["dice_by_type"]) <= {"meningioma", "glioma", "pituitary"} and result["dice_by_type"]
