@@ -60,7 +60,9 @@ def test_a_study_answers_its_state_and_tumours(api, indexed):
 
 
 def test_a_tumour_and_its_thumbnail(api, indexed):
-    tumour = get(api, f"/api/v1/tumors/{main_tumour(indexed, 17)}").get_json()
+    # 18: a meningioma the shipped model types with p = 1.00. (pisov2d-c64-9ad766be52 calls 17, a central
+    # meningioma near the sella, pituitary at 0.89: a model error the fold-5 figures count, not the gateway's.)
+    tumour = get(api, f"/api/v1/tumors/{main_tumour(indexed, 18)}").get_json()
     assert tumour["labels"]["type"] == "meningioma" and len(tumour["box_voxels"]) == 6
     png = get(api, tumour["thumbnail_url"])
     assert png.status_code == 200 and png.mimetype == "image/png" and png.data[:4] == b"\x89PNG"
