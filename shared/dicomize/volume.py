@@ -115,12 +115,18 @@ def check_same_grid(shape: tuple[int, ...], affine: np.ndarray, mask_shape: tupl
                             f"found {np.round(mask_affine, 4).tolist()}; resample the mask onto the image first")
 
 
+def slices_reversed(affine: np.ndarray) -> bool:
+    """Whether slice k of a (K, rows, cols) volume with this voxel-to-patient affine runs against the image
+    normal, so that a DICOM reader (and the worker) numbers the written slices in the opposite order."""
+    normal = np.cross(affine[:3, 0], affine[:3, 1])
+    return bool(affine[:3, 2] @ normal < 0)
+
+
 def lesion_summary(labels: np.ndarray, affine: np.ndarray) -> dict[str, object]:
     """The voxels > 0 of `labels` (K, rows, cols) in the written series' indices; see the module docstring."""
     lesion = np.asarray(labels) > 0
     count, slices = int(lesion.sum()), lesion.shape[0]
-    normal = np.cross(affine[:3, 0], affine[:3, 1])
-    reversed_order = bool(affine[:3, 2] @ normal < 0)  # slice k runs against the normal: readers flip it
+    reversed_order = slices_reversed(affine)
     summary: dict[str, object] = {
         "convention": "box_voxels: (slice0, row0, column0, slice1, row1, column1), end exclusive, slices ordered "
                       "along the image normal as a DICOM reader and the worker order them; box_file_order: the "

@@ -60,13 +60,14 @@ def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None
     masks, autos, embeddings, probabilities = [], [], {"expert": [], "auto": [], "forced": []}, {}
     for start in range(0, len(images), batch_size):
         features, probability = forward(model, images[start:start + batch_size], device, bf16)
-        mask = (probability > THRESHOLD).cpu().numpy()
+        probability = probability.cpu().numpy()
+        mask = probability > THRESHOLD
         boxes = [largest_component_box(m) for m in mask]
         auto = np.array([b if b is not None else (-1, -1, -1, -1) for b in boxes])
         masks.append(mask)
         autos.append(auto)
         embeddings["auto"].append(_embed(model, features, auto))
-        embeddings["forced"].append(_embed(model, features, _forced_boxes(auto, probability.cpu().numpy())))
+        embeddings["forced"].append(_forced_embeddings(model, features, auto, probability, embeddings["auto"][-1]))
         chosen = auto if expert_boxes is None else expert_boxes[start:start + batch_size]
         if expert_boxes is not None:
             embeddings["expert"].append(_embed(model, features, chosen))
@@ -85,6 +86,18 @@ def _forced_boxes(auto: np.ndarray, probability: np.ndarray) -> np.ndarray:
         box = largest_component_box(probability[i] >= probability[i].max() / 2)
         forced[i] = box if box is not None and probability[i].max() > 0 else (-1, -1, -1, -1)
     return forced
+
+
+def _forced_embeddings(model: PisovNet, features: torch.Tensor, auto: np.ndarray, probability: np.ndarray,
+                       auto_embeddings: np.ndarray) -> np.ndarray:
+    """The automatic embeddings, plus those of the fallback boxes where the plain rule found nothing
+    (only those rows are pooled again)."""
+    forced = _forced_boxes(auto, probability)
+    out = auto_embeddings.copy()
+    missing = auto[:, 0] < 0
+    if missing.any():
+        out[missing] = _embed(model, features[torch.from_numpy(missing)], forced[missing])
+    return out
 
 
 def _embed(model: PisovNet, features: torch.Tensor, boxes: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from PIL import Image
 from pydicom.uid import JPEG2000Lossless
 
 from shared.contracts.vectors import collection_name
+from shared.dicomize.volume import slices_reversed
 from shared.dicomize.writer import StudyIds, affine_lps_from_file, write_slice_study, write_volume_series
 from shared.model.checkpoint import CARD, SHIPPED
 from shared.vectorstore.base import Filter, Match
@@ -47,20 +48,13 @@ def figshare_study(data_dir: Path, image_id: int, out: Path) -> tuple[list[Path]
 
 
 def volume_study(data_dir: Path, out: Path, **kwargs) -> tuple[list[Path], np.ndarray]:
-    """(the series' files, the lesion in the worker's slice order)."""
+    """(the series' files, the lesion in the worker's slice order: along the image normal, which for
+    brain1 is the reverse of the file's)."""
     volume, affine = affine_lps_from_file(data_dir / f"{BRAIN1}_image.nrrd")
     label, _ = affine_lps_from_file(data_dir / f"{BRAIN1}_label.nrrd")
     files = write_volume_series(volume, affine, out, StudyIds.fresh("TEST-BRAIN1"), **kwargs)
-    return files, (label > 0)[slice_order(files)]
-
-
-def slice_order(files: list[Path]) -> np.ndarray:
-    """The files' indices by position along the slice normal: the order of the worker's slice index
-    (box_voxels), whatever order the source file stored its slices in (brain1's is the reverse)."""
-    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    orientation = np.array(headers[0].ImageOrientationPatient, float)
-    normal = np.cross(orientation[:3], orientation[3:])
-    return np.argsort([np.dot(np.array(h.ImagePositionPatient, float), normal) for h in headers], kind="stable")
+    lesion = label > 0
+    return files, (lesion[::-1] if slices_reversed(affine) else lesion)
 
 
 def seg_of(system: WorkerSystem, study_uid: str, files: list[Path]) -> tuple[hd.seg.Segmentation, list[str]]:
