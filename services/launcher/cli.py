@@ -25,6 +25,7 @@ SUMMARIES = {
     "dicomize": "write the figshare set or a NIfTI/NRRD volume as DICOM MR studies (benchmarks, demos)",
     "train": "train the multitask tumour model on the figshare folds",
     "evaluate": "retrieval mAP, Dice and the paper's criteria of a checkpoint on a test fold",
+    "calibrate": "choose a checkpoint's mask threshold and flip averaging on a fold its chooser never saw",
     "project": "fit the closed-form embedding projection on a checkpoint's training folds",
     "validate": "the paper's validation (5-fold CV, embedding sizes, task ablation, robustness): docs/results/",
 }

@@ -23,6 +23,9 @@ def parser() -> argparse.ArgumentParser:
                                 "`--dims 3 --labels CSV` trains the 3D path on volumes (see docs/model-3d.md).")
     p.add_argument("--data", type=Path, default=None, help="figshare folder (default: figshare-cetumor/ in TUMORSEARCH_DATA_DIR)")
     p.add_argument("--test-fold", type=int, default=defaults.test_fold, help="fold kept out (1-5; 0 = none)")
+    p.add_argument("--train-folds", default="",
+                   help="comma-separated folds to train on (default: every fold but --test-fold); a subset "
+                        "leaves a validation fold for choosing inference settings")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (written after every epoch)")
     p.add_argument("--tasks", default=",".join(ALL_TASKS), help=f"subset of {','.join(ALL_TASKS)}")
     p.add_argument("--channels", type=int, default=defaults.channels, help="backbone channels = embedding size")
@@ -50,6 +53,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_folds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(f) for f in text.split(",") if f.strip())
+    except ValueError:
+        raise SystemExit(f"tumorsearch train: --train-folds expected fold numbers like 1,2,3, found {text!r}")
+
+
 def command(argv: list[str]) -> int:
     if "--dims" in argv:  # `train --dims 3 …` is the 3D path: volumes from a labels CSV
         at = argv.index("--dims")
@@ -70,7 +80,7 @@ def command(argv: list[str]) -> int:
                          metric_weight=args.metric_weight, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
                          negatives=args.negatives, seg_weight=args.seg_weight, seed=args.seed,
-                         test_fold=args.test_fold)
+                         test_fold=args.test_fold, train_folds=parse_folds(args.train_folds))
     data = load_figshare(args.data or settings.figshare_dir, config.size, limit=args.limit)
     device = pick_device(settings.device)
     card = train(config, data, args.out, device, code_version(),

@@ -14,7 +14,6 @@ import numpy as np
 from scipy import ndimage
 
 from services.worker.volume import Volume
-from shared.model.inference import THRESHOLD
 from shared.model.network import PisovNet
 from shared.model.series_inference import SeriesPrediction, embed_box
 
@@ -43,7 +42,7 @@ class Tumour:
 
 
 def find_tumours(model: PisovNet, volume: Volume, prediction: SeriesPrediction, limits: SizeLimits) -> list[Tumour]:
-    mask = prediction.probabilities > THRESHOLD
+    mask = prediction.probabilities > model.mask_rule.threshold
     labels, count = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 1))
     if count == 0:
         return []

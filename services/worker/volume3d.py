@@ -19,7 +19,6 @@ from scipy import ndimage
 from services.worker.tumours import SizeLimits, Tumour, describe_location, head_centre
 from services.worker.volume import Volume
 from shared.model.device import autocast
-from shared.model.inference import THRESHOLD
 from shared.model.network import STRIDE, PisovNet, roi_pool
 from shared.model.preprocess import normalize_image
 from shared.model.volumes import AXES, PAD_VALUE, resample
@@ -63,14 +62,19 @@ def predict_volume(model: PisovNet, prepared: np.ndarray, grid: Grid3D, device: 
     with autocast(device):
         features = model.features(x)
         logits = model.segment(features)
+        if model.mask_rule.flip_average:  # the checkpoint's rule, as in shared.model.inference.forward
+            mirrored = model.segment(model.features(x.flip(-1))).flip(-1)
+    probability = torch.sigmoid(logits.float())
+    if model.mask_rule.flip_average:
+        probability = (probability + torch.sigmoid(mirrored.float())) / 2
     d, h, w = grid.shape
-    return torch.sigmoid(logits.float())[0, 0, :d, :h, :w].cpu().numpy(), features[0].float().cpu()
+    return probability[0, 0, :d, :h, :w].cpu().numpy(), features[0].float().cpu()
 
 
 def find_tumours_3d(model: PisovNet, volume: Volume, prepared: np.ndarray, grid: Grid3D, device: torch.device,
                     limits: SizeLimits) -> list[Tumour]:
     probability, coarse = predict_volume(model, prepared, grid, device)
-    mask = probability > THRESHOLD
+    mask = probability > model.mask_rule.threshold
     labels, count = ndimage.label(mask)
     if count == 0:
         return []

@@ -15,6 +15,7 @@ import torch
 
 from shared.model.config import TrainConfig
 from shared.model.figshare import SOURCE_SIZE, SOURCE_SPACING_MM
+from shared.model.mask_rule import MaskRule
 from shared.model.network import STRIDE, PisovNet
 from shared.model.tasks import CLASSIFICATION_TASKS
 
@@ -80,6 +81,7 @@ def load(folder: Path, device: torch.device | str = "cpu") -> tuple[PisovNet, di
     card = json.loads((folder / CARD).read_text())
     model = build_model(TrainConfig.from_json(card["config"]))
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
+    model.mask_rule = MaskRule.from_card(card)
     return model.to(device).eval(), card
 
 # The checkpoint shipped in the repository (trained on folds 1-4; fold 5 is its test fold).

@@ -35,6 +35,9 @@ class TrainConfig:
             raise ValueError(f"size: expected a multiple of 4 (the backbone's stride), found {self.size}")
         if self.test_fold not in range(0, 6):
             raise ValueError(f"test fold: expected 1..5 (0 = train on all folds), found {self.test_fold}")
+        if self.test_fold in self.train_folds or not set(self.train_folds) <= set(range(1, 6)):
+            raise ValueError(f"train folds: expected folds 1..5 without the test fold {self.test_fold}, "
+                             f"found {list(self.train_folds)}")
         if not 0 <= self.negatives < 0.5:
             raise ValueError(f"negatives: expected a share of the batch in [0, 0.5), found {self.negatives}")
 

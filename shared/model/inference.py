@@ -1,5 +1,5 @@
 """Run a trained network over 2D images: the predicted mask, the automatic tumour box (largest
-connected component of the mask), and embeddings and task probabilities for given or found boxes.
+connected component of the mask, by the checkpoint's mask rule), and embeddings and task probabilities for given or found boxes.
 
 Also a diagnostic box, never used by the product: `forced` is the automatic box, except that an image
 where nothing passes the threshold takes the region around its most likely pixel (p >= half that
@@ -16,9 +16,8 @@ import torch
 from scipy import ndimage
 
 from shared.model.device import autocast
+from shared.model.mask_rule import MaskRule
 from shared.model.network import PisovNet
-
-THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,26 +41,36 @@ def largest_component_box(mask: np.ndarray, min_pixels: int = 1) -> tuple[int, .
 
 
 @torch.no_grad()
-def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: bool = True
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: bool = True,
+            rule: MaskRule | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(coarse maps in fp32, tumour probability (N, H, W)) of a batch of prepared 2D images: the network
-    under bf16 autocast, what follows in fp32. The one forward pass of evaluation and of the worker."""
+    under bf16 autocast, what follows in fp32. The one forward pass of evaluation and of the worker.
+    With the rule's flip averaging (default: the model's rule) the probability is the mean of the image's
+    and its mirror's (mirrored back); the coarse maps, and so the embeddings, are the image's own."""
+    rule = rule or model.mask_rule
     x = torch.from_numpy(images)[:, None].to(device).contiguous(memory_format=torch.channels_last)
     with autocast(device, enabled=bf16):
         both = model.features(x)
         logits = model.segment(both)
-    return both[0].float(), torch.sigmoid(logits.float())[:, 0]
+        if rule.flip_average:
+            mirrored = model.segment(model.features(x.flip(-1))).flip(-1)
+    probability = torch.sigmoid(logits.float())[:, 0]
+    if rule.flip_average:
+        probability = (probability + torch.sigmoid(mirrored.float())[:, 0]) / 2
+    return both[0].float(), probability
 
 
 @torch.no_grad()
 def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None, device: torch.device,
-            batch_size: int = 64, bf16: bool = True) -> Predictions:
+            batch_size: int = 64, bf16: bool = True, rule: MaskRule | None = None) -> Predictions:
+    """Masks and automatic boxes by `rule` (default: the model's own, from its card)."""
     model.eval()
+    rule = rule or model.mask_rule
     masks, autos, embeddings, probabilities = [], [], {"expert": [], "auto": [], "forced": []}, {}
     for start in range(0, len(images), batch_size):
-        features, probability = forward(model, images[start:start + batch_size], device, bf16)
+        features, probability = forward(model, images[start:start + batch_size], device, bf16, rule)
         probability = probability.cpu().numpy()
-        mask = probability > THRESHOLD
+        mask = probability > rule.threshold
         boxes = [largest_component_box(m) for m in mask]
         auto = np.array([b if b is not None else (-1, -1, -1, -1) for b in boxes])
         masks.append(mask)

@@ -19,10 +19,11 @@ on the input grid would cost several times the whole backbone.
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from shared.model.mask_rule import MaskRule
 
 STRIDE = 4
 SEG_CHANNELS = 16
@@ -151,6 +152,8 @@ class PisovNet(nn.Module):
         self.projection = nn.Linear(channels, projection) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.
         self.heads = nn.ModuleDict({f"task_{name}": nn.Linear(channels, n) for name, n in (tasks or {}).items()})
+        # How probabilities become a mask; checkpoint.load sets the rule stored in the card.
+        self.mask_rule = MaskRule()
 
     @property
     def embedding_size(self) -> int:

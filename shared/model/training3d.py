@@ -26,6 +26,7 @@ from shared.model.checkpoint import CARD, STATE, WEIGHTS, write_json_atomically
 from shared.model.device import autocast, seed_everything
 from shared.model.losses import mask_loss, task_loss
 from shared.model.network import STRIDE, PisovNet
+from shared.model.mask_rule import MaskRule
 from shared.model.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
 from shared.model.tasks import MISSING, SIZE_NAMES, mask_box
 from shared.model.volumes import AXES, VOLUME_TYPES, Volume, check_shape
@@ -236,6 +237,7 @@ def load(folder: Path) -> tuple[PisovNet, dict]:
         raise ValueError(f"checkpoint {folder}: expected a 3D model card (dims 3), found dims {dims}")
     model = build_model(Train3DConfig.from_json(card["config"]))
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
+    model.mask_rule = MaskRule.from_card(card)
     return model.eval(), card
 
 

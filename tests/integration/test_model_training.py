@@ -61,3 +61,25 @@ def test_evaluate_reports_every_figure(tiny_data, tmp_path):
         assert 0 <= abs(result[key]) <= 1, key
     assert len(result["knn_accuracy"]["type"]) == 50
     assert set(result["dice_by_type"]) <= {"meningioma", "glioma", "pituitary"} and result["dice_by_type"]
+
+
+def test_calibration_scores_every_rule_on_the_validation_fold_only(tiny_data, tmp_path):
+    from shared.model.calibration import best_rule, rule_grid, score_rules
+
+    config = TrainConfig(channels=16, blocks=1, size=64, epochs=1, batch_size=16, train_folds=(1, 2, 3))
+    card = train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False)
+    assert card["train_folds"] == [1, 2, 3] and card["test_fold"] == 5
+    model, _ = checkpoint.load(tmp_path)
+    rows = score_rules(model, tiny_data, 4, card["train_folds"], torch.device("cpu"), rule_grid())
+    assert len(rows) == 8 and best_rule(rows) in rows
+    for flip in (False, True):
+        found = [r["auto_box_found"] for r in rows if r["flip_average"] == flip]  # thresholds 0.5 .. 0.2
+        assert found == sorted(found), "a lower threshold never finds fewer tumours"
+    assert all(0 <= r["map_auto_box"] <= 1 and 0 <= r["dice"] <= 1 for r in rows)
+    with pytest.raises(ValueError, match="outside the database folds"):
+        score_rules(model, tiny_data, 3, card["train_folds"], torch.device("cpu"), rule_grid())
+
+
+def test_train_folds_must_leave_out_the_test_fold():
+    with pytest.raises(ValueError, match=r"without the test fold 5, found \[4, 5\]"):
+        TrainConfig(train_folds=(4, 5))

@@ -27,7 +27,7 @@ PROGRAMS = {
     "gateway": GatewaySettings,
     "vectorstore": VectorHostSettings,
     "run": RunSettings,
-    "train/evaluate/validate/project": ModelSettings,
+    "train/evaluate/validate/project/calibrate": ModelSettings,
     "dicomize": DicomizeSettings,
     "demo": DemoSettings,
 }
