@@ -41,6 +41,13 @@ def test_the_card_describes_an_honest_fold5_test_and_the_size_limit(shipped):
     assert json.loads((checkpoint.SHIPPED / checkpoint.CARD).read_text())["metrics"]["map_expert_box"] >= 0.95
 
 
+def test_the_mask_rule_was_chosen_without_the_test_fold(shipped):
+    model, card = shipped
+    chosen_by = card["mask_rule"]["chosen_by"]
+    assert chosen_by["fold"] != card["test_fold"] and card["test_fold"] not in chosen_by["train_folds"]
+    assert model.mask_rule.threshold == card["mask_rule"]["threshold"] == card["metrics"]["mask_rule"]["threshold"]
+
+
 def test_masks_overlap_the_expert_masks_and_clear_cases_get_their_type(shipped, fold5_sample):
     model, _ = shipped
     sample = fold5_sample
