@@ -16,6 +16,8 @@ from shared.model import checkpoint
 from shared.model.calibration import THRESHOLDS, best_rule, check_independence, rule_grid, score_rules
 from shared.model.device import pick_device
 from shared.model.figshare import load_figshare
+from shared.model.tumour_free import SHARED_VOLUMES, load_check_volume, score_volumes
+from shared.model.volumes import read_labels
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,9 +28,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--apply-to", type=Path, default=None,
                    help="checkpoint whose card gets the chosen rule (its test fold must be unseen by the chooser)")
     p.add_argument("--thresholds", default=",".join(str(t) for t in THRESHOLDS), help="comma-separated")
+    p.add_argument("--volumes", default=None,
+                   help="`shared` (the labelled volumes of the data folder) or a labels CSV (docs/model-3d.md): "
+                        "also count, with the --apply-to model (else the chooser), the tumour-free slices where "
+                        "each rule finds a tumour (reported, not used to choose)")
     p.add_argument("--data", type=Path, default=None, help="figshare folder (default: TUMORSEARCH_DATA_DIR's)")
     p.add_argument("--json", type=Path, default=None, help="write the scores here (else stdout)")
     return p
+
+
+def volume_pairs(choice: str, data_root: Path) -> list[tuple[Path, Path]]:
+    if choice == "shared":
+        return [(data_root / image, data_root / mask) for image, mask in SHARED_VOLUMES]
+    return [(e.image, e.mask) for e in read_labels(Path(choice)) if e.mask is not None]
 
 
 def command(argv: list[str]) -> int:
@@ -45,6 +57,12 @@ def command(argv: list[str]) -> int:
         return 2
     data = load_figshare(args.data or settings.figshare_dir, card["architecture"]["input_size"])
     rows = score_rules(model, data, args.fold, card["train_folds"], device, rules)
+    if args.volumes:  # the cost on tumour-free slices belongs to the model that will use the rule
+        scorer = checkpoint.load(args.apply_to, device)[0] if args.apply_to else model
+        checks = [load_check_volume(image, mask, card["architecture"]["spacing_mm"])
+                  for image, mask in volume_pairs(args.volumes, settings.root)]
+        for row, extra in zip(rows, score_volumes(scorer, checks, rules, device)):
+            row.update(extra)
     best = best_rule(rows)
     chosen_by = {"checkpoint": card["model_version"], "train_folds": card["train_folds"], "fold": args.fold,
                  "criterion": "highest map_auto_box, then dice", "scores": best, "code_version": code_version()}
@@ -56,6 +74,8 @@ def command(argv: list[str]) -> int:
     write_json(args.json, result)
     for row in rows:
         print(f"threshold {row['threshold']:g} flip {row['flip_average']!s:5}: map_auto {row['map_auto_box']:.4f} "
-              f"found {row['auto_box_found']:.3f} dice {row['dice']:.4f}")
+              f"found {row['auto_box_found']:.3f} dice {row['dice']:.4f}" + (
+                  f" | false-positive slices {row['false_positive_slices']}/{row['tumour_free_slices']}, lesion "
+                  f"slices found {row['lesion_slices_found']}/{row['lesion_slices']}" if args.volumes else ""))
     print(f"chosen: {result['chosen']}" + (f", written to {args.apply_to}" if args.apply_to else ""))
     return 0

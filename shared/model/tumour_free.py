@@ -1,0 +1,81 @@
+"""What a mask rule costs where there is no tumour: the figshare benchmark cannot say, every one of its
+images has one. Real labelled volumes can: their slices well away from any lesion voxel (at least
+MARGIN_SLICES) that show brain are run through the 2D model slice by slice, prepared as the worker
+prepares them, and a slice counts as a false positive when the rule finds a component of at least
+MIN_AREA_MM2 in it. Slices holding lesion voxels count the other way (a finding is wanted there).
+
+A lesion label may miss abnormal tissue (the TCGA labels mark the enhancing tumour only), so a "false
+positive" can be unlabelled pathology: read the counts as an upper bound, and compare rules with them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from shared.model.inference import forward
+from shared.model.mask_rule import MaskRule
+from shared.model.network import PisovNet
+from shared.model.series_inference import ModelGrid, model_grid, prepare_slices
+from shared.model.volumes import read_volume, reorient
+
+# The labelled real volumes of the shared data folder (its README), relative to that folder.
+SHARED_VOLUMES = (("volumes/tcga-gbm-t1c/brain1_image.nrrd", "volumes/tcga-gbm-t1c/brain1_label.nrrd"),
+                  ("volumes/tcga-gbm-t1c/brain2_image.nrrd", "volumes/tcga-gbm-t1c/brain2_label.nrrd"),
+                  ("volumes/brats-met-00110/t1c.nii.gz", "volumes/brats-met-00110/t1c_pseudo_seg.nii.gz"))
+MARGIN_SLICES = 2
+MIN_AREA_MM2 = 100.0
+BRAIN_SHARE = 0.15   # share of a slice brighter than a tenth of the volume's 99th percentile: "shows brain"
+
+
+@dataclass(frozen=True)
+class CheckVolume:
+    prepared: np.ndarray        # (K, H, W) network input, one axial slice each
+    grid: ModelGrid
+    tumour_free: np.ndarray     # (K,) bool: brain, and no lesion voxel within MARGIN_SLICES
+    lesion: np.ndarray          # (K,) bool: the slice holds lesion voxels
+
+
+def load_check_volume(image: Path, mask: Path, spacing_mm: float) -> CheckVolume:
+    data, affine = read_volume(image)
+    labels, label_affine = read_volume(mask)
+    if labels.shape != data.shape:
+        raise ValueError(f"{mask}: expected the image's grid {data.shape}, found {labels.shape}")
+    data, spacing = reorient(data, affine)
+    data = np.ascontiguousarray(data, dtype=np.float32)  # reorienting may leave negative strides
+    labels, _ = reorient(labels, label_affine)
+    lesion = (labels > 0).any((1, 2))
+    near = ndimage.binary_dilation(lesion, iterations=MARGIN_SLICES)
+    bright = data > 0.1 * np.percentile(data, 99)
+    brain = bright.mean((1, 2)) > BRAIN_SHARE
+    grid = model_grid(data.shape[1], data.shape[2], (spacing[1], spacing[2]), spacing_mm)
+    return CheckVolume(prepare_slices(data, grid), grid, brain & ~near, lesion)
+
+
+def slices_with_a_finding(model: PisovNet, volume: CheckVolume, rule: MaskRule, device: torch.device) -> np.ndarray:
+    """(K,) bool: the rule finds a component of at least MIN_AREA_MM2 on the slice."""
+    h, w = volume.grid.shape
+    min_pixels = MIN_AREA_MM2 / volume.grid.spacing_mm ** 2
+    found = np.zeros(len(volume.prepared), bool)
+    for start in range(0, len(volume.prepared), 16):
+        _, probability = forward(model, volume.prepared[start:start + 16], device, rule=rule)
+        for k, p in enumerate(probability.cpu().numpy()[:, :h, :w], start):
+            labels, count = ndimage.label(p > rule.threshold)
+            sizes = ndimage.sum_labels(np.ones_like(labels), labels, np.arange(1, count + 1)) if count else [0]
+            found[k] = max(sizes) >= min_pixels
+    return found
+
+
+def score_volumes(model: PisovNet, volumes: list[CheckVolume], rules: list[MaskRule], device: torch.device
+                  ) -> list[dict]:
+    rows = []
+    for rule in rules:
+        found = [slices_with_a_finding(model, v, rule, device) for v in volumes]
+        rows.append({"tumour_free_slices": int(sum(v.tumour_free.sum() for v in volumes)),
+                     "false_positive_slices": int(sum((f & v.tumour_free).sum() for f, v in zip(found, volumes))),
+                     "lesion_slices": int(sum(v.lesion.sum() for v in volumes)),
+                     "lesion_slices_found": int(sum((f & v.lesion).sum() for f, v in zip(found, volumes)))})
+    return rows
