@@ -19,6 +19,7 @@ from scipy import ndimage
 from services.worker.tumours import SizeLimits, Tumour, describe_location, head_centre
 from services.worker.volume import Volume
 from shared.model.device import autocast
+from shared.model.inference import tumour_probability
 from shared.model.network import STRIDE, PisovNet, roi_pool
 from shared.model.preprocess import normalize_image
 from shared.model.volumes import AXES, PAD_VALUE, resample
@@ -61,12 +62,7 @@ def predict_volume(model: PisovNet, prepared: np.ndarray, grid: Grid3D, device: 
     x = torch.from_numpy(prepared)[None, None].to(device)
     with autocast(device):
         features = model.features(x)
-        logits = model.segment(features)
-        if model.mask_rule.flip_average:  # the checkpoint's rule, as in shared.model.inference.forward
-            mirrored = model.segment(model.features(x.flip(-1))).flip(-1)
-    probability = torch.sigmoid(logits.float())
-    if model.mask_rule.flip_average:
-        probability = (probability + torch.sigmoid(mirrored.float())) / 2
+        probability = tumour_probability(model, x, features, model.mask_rule.flip_average)
     d, h, w = grid.shape
     return probability[0, 0, :d, :h, :w].cpu().numpy(), features[0].float().cpu()
 

@@ -1,5 +1,6 @@
-"""Run a trained network over 2D images: the predicted mask, the automatic tumour box (largest
-connected component of the mask, by the checkpoint's mask rule), and embeddings and task probabilities for given or found boxes.
+"""Run a trained network over 2D images: the predicted mask (by the checkpoint's mask rule), the
+automatic tumour box (largest connected component of the mask), and embeddings and task probabilities
+for given or found boxes.
 
 Also a diagnostic box, never used by the product: `forced` is the automatic box, except that an image
 where nothing passes the threshold takes the region around its most likely pixel (p >= half that
@@ -40,6 +41,17 @@ def largest_component_box(mask: np.ndarray, min_pixels: int = 1) -> tuple[int, .
     return tuple(s.start for s in slices) + tuple(s.stop for s in slices)
 
 
+def tumour_probability(model: PisovNet, x: torch.Tensor, features: tuple[torch.Tensor, ...],
+                       flip_average: bool) -> torch.Tensor:
+    """Mask probability (N, 1, *spatial) in fp32 of input `x` whose features are given; with flip averaging
+    the mean with that of the mirrored input (mirrored back). 2D and 3D alike (the mirror is the last axis)."""
+    probability = torch.sigmoid(model.segment(features).float())
+    if flip_average:
+        mirrored = model.segment(model.features(x.flip(-1))).flip(-1)
+        probability = (probability + torch.sigmoid(mirrored.float())) / 2
+    return probability
+
+
 @torch.no_grad()
 def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: bool = True,
             rule: MaskRule | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,13 +63,8 @@ def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: boo
     x = torch.from_numpy(images)[:, None].to(device).contiguous(memory_format=torch.channels_last)
     with autocast(device, enabled=bf16):
         both = model.features(x)
-        logits = model.segment(both)
-        if rule.flip_average:
-            mirrored = model.segment(model.features(x.flip(-1))).flip(-1)
-    probability = torch.sigmoid(logits.float())[:, 0]
-    if rule.flip_average:
-        probability = (probability + torch.sigmoid(mirrored.float())[:, 0]) / 2
-    return both[0].float(), probability
+        probability = tumour_probability(model, x, both, rule.flip_average)
+    return both[0].float(), probability[:, 0]
 
 
 @torch.no_grad()

@@ -28,6 +28,3 @@ class MaskRule:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-    def describe(self) -> str:
-        return f"p > {self.threshold:g}" + (", averaged with the mirrored image" if self.flip_average else "")

@@ -25,8 +25,8 @@ import torch
 from shared.model.checkpoint import CARD, STATE, WEIGHTS, write_json_atomically
 from shared.model.device import autocast, seed_everything
 from shared.model.losses import mask_loss, task_loss
-from shared.model.network import STRIDE, PisovNet
 from shared.model.mask_rule import MaskRule
+from shared.model.network import STRIDE, PisovNet
 from shared.model.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
 from shared.model.tasks import MISSING, SIZE_NAMES, mask_box
 from shared.model.volumes import AXES, VOLUME_TYPES, Volume, check_shape

@@ -9,6 +9,7 @@ positive" can be unlabelled pathology: read the counts as an upper bound, and co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from shared.model.inference import forward
+from shared.model.inference import forward, largest_component_box
 from shared.model.mask_rule import MaskRule
 from shared.model.network import PisovNet
 from shared.model.series_inference import ModelGrid, model_grid, prepare_slices
@@ -57,23 +58,29 @@ def load_check_volume(image: Path, mask: Path, spacing_mm: float) -> CheckVolume
 
 def slices_with_a_finding(model: PisovNet, volume: CheckVolume, rule: MaskRule, device: torch.device) -> np.ndarray:
     """(K,) bool: the rule finds a component of at least MIN_AREA_MM2 on the slice."""
+    return _findings(_probability(model, volume, rule, device), rule.threshold, volume.grid)
+
+
+def _probability(model: PisovNet, volume: CheckVolume, rule: MaskRule, device: torch.device) -> np.ndarray:
     h, w = volume.grid.shape
-    min_pixels = MIN_AREA_MM2 / volume.grid.spacing_mm ** 2
-    found = np.zeros(len(volume.prepared), bool)
-    for start in range(0, len(volume.prepared), 16):
-        _, probability = forward(model, volume.prepared[start:start + 16], device, rule=rule)
-        for k, p in enumerate(probability.cpu().numpy()[:, :h, :w], start):
-            labels, count = ndimage.label(p > rule.threshold)
-            sizes = ndimage.sum_labels(np.ones_like(labels), labels, np.arange(1, count + 1)) if count else [0]
-            found[k] = max(sizes) >= min_pixels
-    return found
+    parts = [forward(model, volume.prepared[start:start + 16], device, rule=rule)[1].cpu().numpy()[:, :h, :w]
+             for start in range(0, len(volume.prepared), 16)]
+    return np.concatenate(parts)
+
+
+def _findings(probability: np.ndarray, threshold: float, grid: ModelGrid) -> np.ndarray:
+    min_pixels = math.ceil(MIN_AREA_MM2 / grid.spacing_mm ** 2)
+    return np.array([largest_component_box(p > threshold, min_pixels) is not None for p in probability])
 
 
 def score_volumes(model: PisovNet, volumes: list[CheckVolume], rules: list[MaskRule], device: torch.device
                   ) -> list[dict]:
+    # The network runs once per volume and flip setting; the thresholds only cut its probabilities.
+    probabilities = {(i, flip): _probability(model, v, MaskRule(flip_average=flip), device)
+                     for i, v in enumerate(volumes) for flip in {r.flip_average for r in rules}}
     rows = []
     for rule in rules:
-        found = [slices_with_a_finding(model, v, rule, device) for v in volumes]
+        found = [_findings(probabilities[i, rule.flip_average], rule.threshold, v.grid) for i, v in enumerate(volumes)]
         rows.append({"tumour_free_slices": int(sum(v.tumour_free.sum() for v in volumes)),
                      "false_positive_slices": int(sum((f & v.tumour_free).sum() for f, v in zip(found, volumes))),
                      "lesion_slices": int(sum(v.lesion.sum() for v in volumes)),
