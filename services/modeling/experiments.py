@@ -1,7 +1,8 @@
 """The runs of the paper's validation: which configurations, on which test folds.
 
-Every run uses the same recipe as the shipped checkpoint except what its table varies; `epochs` is
-set for the whole validation (shorter than the shipped model's when time is short; the tables say so).
+Every run uses the recipe of one checkpoint (by default the shipped one, read from its model card) except
+what its table varies; `epochs` is set for the whole validation (shorter than the recipe's when time is
+short; the tables say so).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ class Run:
     group: str
     label: str
     config: TrainConfig
+
+
+def recipe_config(card: dict) -> TrainConfig:
+    """The training configuration in a model card, with its fold choice cleared so any test fold fits."""
+    return replace(TrainConfig.from_json(card["config"]), train_folds=(), test_fold=5)
 
 
 def validation_runs(epochs: int, base: TrainConfig | None = None) -> list[Run]:

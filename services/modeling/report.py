@@ -53,14 +53,37 @@ def _cv_summary(results: list[dict]) -> str:
     return "| **mean ± sd** | | " + " | ".join(cells) + " |"
 
 
+def _provenance(args, results: dict) -> str:
+    """Who made the tables: the command, the code, the machine, the recipe, its length and its mask rule."""
+    done = [r for r in results.values() if r]
+    rules = {json.dumps(r.get("mask_rule"), sort_keys=True) for r in done}
+    rule = "; ".join(sorted(rules)) if rules else "none yet"
+    length = (f"as many as the recipe checkpoint `{args.recipe}`" if args.epochs == args.recipe_epochs else
+              f"fewer than the recipe checkpoint `{args.recipe}` ({args.recipe_epochs}): these tables compare "
+              "configurations with one another; the shipped model's own figures are in docs/model.md")
+    return (f"Produced by `tumorsearch validate --epochs {args.epochs} --groups {args.groups} --work {args.work} "
+            f"--out {args.out}` (code {code_version()}) on a 2-core CPU without GPU (bf16 autocast). Every run "
+            f"uses the training recipe of `{args.recipe}` except what its table varies, and trains for "
+            f"**{args.epochs} epochs**, {length}. Masks (Dice, automatic boxes) follow the recipe's mask rule: "
+            f"{rule}.")
+
+
+def _dice_by_type(rows: list[tuple[str, dict]]) -> list[str]:
+    types = list(rows[0][1].get("dice_by_type", {}))
+    lines = ["Dice by tumour type:", "", "| run | " + " | ".join(types) + " | automatic box found |",
+             "|---|" + "---|" * (len(types) + 1)]
+    for label, result in rows:
+        by_type, found = result.get("dice_by_type", {}), result.get("auto_box_found")
+        cells = [f"{by_type[t]:.4f}" if t in by_type else "—" for t in types]
+        cells.append(f"{found:.1%}" if found is not None else "—")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(runs, results: dict, args, data, device: torch.device) -> None:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["# Validation of the multitask model", "",
-             f"Produced by `tumorsearch validate --epochs {args.epochs} --work {args.work} --out {out}` "
-             f"(code {code_version()}) on a 2-core CPU without GPU (bf16 autocast). Every validation run trains "
-             f"for **{args.epochs} epochs**, fewer than the shipped checkpoint (see docs/model.md): these tables "
-             "compare configurations with one another; the shipped model's own figures are in docs/model.md.", ""]
+    lines = ["# Validation of the multitask model", "", _provenance(args, results), ""]
     for group in ("cv", "sizes", "tasks", "recipe"):
         rows = [(r.label, results[r.name]) for r in runs if r.group == group and results.get(r.name)]
         missing = [r.label for r in runs if r.group == group and not results.get(r.name)]
@@ -69,6 +92,7 @@ def write_report(runs, results: dict, args, data, device: torch.device) -> None:
         lines += [f"## {TITLES[group]}", ""] + _table(rows)
         if group == "cv" and len(rows) > 1:
             lines.append(_cv_summary([r for _, r in rows]))
+            lines += [""] + _dice_by_type(rows)
         if missing:
             lines += ["", f"Not run (yet): {', '.join(missing)}."]
         lines.append("")

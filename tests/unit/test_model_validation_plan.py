@@ -1,7 +1,18 @@
+import json
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from services.modeling import validate
 from services.modeling.experiments import unique_runs, validation_runs
+from services.modeling.report import _dice_by_type
+from services.modeling.validate import Recipe
+from shared.model import checkpoint
+from shared.model.config import TrainConfig
+from shared.model.mask_rule import MaskRule
+from shared.model.network import PisovNet
 from shared.model.robustness import distort_boxes
 
 pytestmark = pytest.mark.unit
@@ -36,3 +47,53 @@ def test_box_distortion_stays_in_the_image_within_the_fraction_and_keeps_missing
     assert abs((out[0, 3] - out[0, 1]) - width) <= 0.25 * width + 2
     assert not (distort_boxes(boxes, 0.25, (128, 128), seed=4) == out).all()
     assert (distort_boxes(boxes, 0.0, (128, 128)) == boxes).all()
+
+
+def _recipe_folder(tmp_path: Path, **changes) -> Path:
+    config = replace(TrainConfig(bias_field=0.3, negatives=0.125, seg_weight=3.0, epochs=50), **changes)
+    folder = tmp_path / "recipe"
+    folder.mkdir()
+    card = {"config": config.to_json(), "test_fold": config.test_fold, "model_version": "pisov2d-test",
+            "epochs_done": config.epochs, "mask_rule": {"threshold": 0.2, "flip_average": True}}
+    (folder / checkpoint.CARD).write_text(json.dumps(card))
+    return folder
+
+
+def test_validation_runs_the_recipe_of_the_checkpoint_and_recognises_the_run_that_made_it(tmp_path):
+    recipe = Recipe.read(_recipe_folder(tmp_path))
+    assert recipe.mask_rule == MaskRule(0.2, True)
+    runs = {r.name: r for r in validation_runs(recipe.config.epochs, recipe.config)}
+    assert {r.config.seg_weight for r in runs.values()} == {3.0}      # the recipe, not the library defaults
+    assert runs["cv-fold1"].config.folds == (2, 3, 4, 5)
+    assert [n for n, r in runs.items() if recipe.is_trained_by(r.config)] == ["cv-fold5", "size-64", "recipe-metric"]
+    shorter = validation_runs(6, recipe.config)
+    assert not any(recipe.is_trained_by(r.config) for r in shorter)
+
+
+def test_the_recipe_checkpoint_is_evaluated_with_its_rule_not_trained_again(tmp_path, monkeypatch):
+    folder = _recipe_folder(tmp_path)
+    recipe = Recipe.read(folder)
+    run = next(r for r in validation_runs(50, recipe.config) if r.name == "cv-fold5")
+    loaded, judged = [], []
+
+    def load(source, device):
+        loaded.append(source)
+        return PisovNet(channels=8), json.loads((source / checkpoint.CARD).read_text())
+
+    monkeypatch.setattr(validate, "train", lambda *a, **k: pytest.fail("the recipe run was trained again"))
+    monkeypatch.setattr(validate.checkpoint, "load", load)
+    monkeypatch.setattr(validate, "evaluate", lambda model, *a: judged.append(model.mask_rule) or
+                        {"map_expert_box": 0.9, "map_auto_box": 0.8, "dice": 0.7})
+    validate.train_and_evaluate(run, data=None, work=tmp_path / "work", device="cpu", recipe=recipe)
+    result = json.loads((tmp_path / "work" / "cv-fold5" / "eval.json").read_text())
+    assert loaded == [folder] and judged == [MaskRule(0.2, True)]
+    assert result["model_version"] == "pisov2d-test" and result["epochs"] == 50
+    assert result["mask_rule"] == {"threshold": 0.2, "flip_average": True}
+
+
+def test_report_says_which_rule_judged_the_runs_and_gives_dice_by_type():
+    rows = [("test fold 1", {"dice_by_type": {"glioma": 0.5, "pituitary": 0.8}, "auto_box_found": 0.97}),
+            ("test fold 2", {})]
+    table = _dice_by_type(rows)
+    assert table[2] == "| run | glioma | pituitary | automatic box found |"
+    assert table[4] == "| test fold 1 | 0.5000 | 0.8000 | 97.0% |" and table[5] == "| test fold 2 | — | — | — |"
