@@ -48,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", type=float, default=defaults.negatives,
                    help="share of each batch replaced by anatomy-free images with an empty mask (0 = none)")
     p.add_argument("--seg-weight", type=float, default=defaults.seg_weight, help="weight of the mask loss")
+    p.add_argument("--mask-type-weights", default="",
+                   help="mask-loss weight per tumour type, meningioma,glioma,pituitary (e.g. 1,2,1; default all 1)")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
     return p
@@ -58,6 +60,13 @@ def parse_folds(text: str) -> tuple[int, ...]:
         return tuple(int(f) for f in text.split(",") if f.strip())
     except ValueError:
         raise SystemExit(f"tumorsearch train: --train-folds expected fold numbers like 1,2,3, found {text!r}")
+
+
+def parse_weights(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise SystemExit(f"tumorsearch train: --mask-type-weights expected numbers like 1,2,1, found {text!r}")
 
 
 def command(argv: list[str]) -> int:
@@ -80,6 +89,7 @@ def command(argv: list[str]) -> int:
                          metric_weight=args.metric_weight, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
                          negatives=args.negatives, seg_weight=args.seg_weight, seed=args.seed,
+                         mask_type_weights=parse_weights(args.mask_type_weights),
                          test_fold=args.test_fold, train_folds=parse_folds(args.train_folds))
     data = load_figshare(args.data or settings.figshare_dir, config.size, limit=args.limit)
     device = pick_device(settings.device)

@@ -54,6 +54,8 @@ def command(argv: list[str]) -> int:
     args = p.parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "validate")
     groups = [g for g in args.groups.split(",") if g]
+    if not (args.recipe / checkpoint.CARD).is_file():
+        p.error(f"--recipe: expected a checkpoint folder holding {checkpoint.CARD}, found none in {args.recipe}")
     recipe = Recipe.read(args.recipe)
     args.recipe_epochs = recipe.config.epochs
     args.epochs = args.epochs or recipe.config.epochs
@@ -86,7 +88,7 @@ class Recipe:
 
     def is_trained_by(self, config: TrainConfig) -> bool:
         """True when `config` is exactly the run that made the recipe checkpoint (same folds and length)."""
-        return config.to_json() == self.trained
+        return config.to_json() == TrainConfig.from_json(self.trained).to_json()
 
 
 def train_and_evaluate(run, data, work: Path, device: torch.device, recipe: Recipe) -> None:

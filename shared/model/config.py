@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from shared.model.tasks import ALL_TASKS, CLASSIFICATION_TASKS
+from shared.model.tasks import ALL_TASKS, CLASSIFICATION_TASKS, TUMOR_TYPES
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class TrainConfig:
     noise: float = 0.0              # Gaussian noise in augmentation (largest sd); 0 = off
     negatives: float = 0.0          # share of each batch replaced by anatomy-free images (empty mask)
     seg_weight: float = 1.0         # weight of the mask loss against the task losses
+    mask_type_weights: tuple[float, ...] = ()  # mask-loss weight per tumour type (TUMOR_TYPES order); () = all 1
     seed: int = 0
     test_fold: int = 5
     train_folds: tuple[int, ...] = field(default=())
@@ -38,6 +39,10 @@ class TrainConfig:
         if self.test_fold in self.train_folds or not set(self.train_folds) <= set(range(1, 6)):
             raise ValueError(f"train folds: expected folds 1..5 without the test fold {self.test_fold}, "
                              f"found {list(self.train_folds)}")
+        if self.mask_type_weights and (len(self.mask_type_weights) != len(TUMOR_TYPES)
+                                       or min(self.mask_type_weights) <= 0):
+            raise ValueError(f"mask type weights: expected {len(TUMOR_TYPES)} positive weights "
+                             f"({', '.join(TUMOR_TYPES)}), found {list(self.mask_type_weights)}")
         if not 0 <= self.negatives < 0.5:
             raise ValueError(f"negatives: expected a share of the batch in [0, 0.5), found {self.negatives}")
 
@@ -53,6 +58,7 @@ class TrainConfig:
         """Plain JSON types (lists, not tuples), so a card read back compares equal."""
         data = asdict(self)
         data["tasks"] = list(self.tasks)
+        data["mask_type_weights"] = list(self.mask_type_weights)
         data["train_folds"] = list(self.folds)
         return data
 
@@ -61,5 +67,6 @@ class TrainConfig:
         data = dict(data)
         data["tasks"] = tuple(data["tasks"])
         data["train_folds"] = tuple(data.get("train_folds", ()))
+        data["mask_type_weights"] = tuple(data.get("mask_type_weights", ()))
         # Cards written before a field existed ran with its default (the field's "off" value).
         return cls(**data)

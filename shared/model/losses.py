@@ -9,16 +9,20 @@ from torch.nn import functional as F
 from shared.model.tasks import MISSING
 
 
-def mask_loss(logits: torch.Tensor, target: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
-    """BCE + soft Dice over the samples that have a mask; 0 when none has."""
+def mask_loss(logits: torch.Tensor, target: torch.Tensor, has_mask: torch.Tensor,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+    """BCE + soft Dice over the samples that have a mask, averaged with per-sample `weights` (default
+    all 1); 0 when none has."""
     if not bool(has_mask.any()):
         return logits.sum() * 0
-    logits, target = logits[has_mask].float(), target[has_mask]
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    probs = torch.sigmoid(logits).flatten(1)
-    flat = target.flatten(1)
-    dice = 1 - (2 * (probs * flat).sum(1) + 1) / (probs.sum(1) + flat.sum(1) + 1)
-    return bce + dice.mean()
+    logits, target = logits[has_mask].float().flatten(1), target[has_mask].flatten(1)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)
+    probs = torch.sigmoid(logits)
+    dice = 1 - (2 * (probs * target).sum(1) + 1) / (probs.sum(1) + target.sum(1) + 1)
+    if weights is None:
+        return (bce + dice).mean()
+    weights = weights[has_mask].float()
+    return ((bce + dice) * weights).sum() / weights.sum()
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

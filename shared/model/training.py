@@ -51,11 +51,22 @@ def make_batch(data: Slices, index: np.ndarray, config: TrainConfig, generator: 
             "boxes": boxes, "labels": labels}
 
 
+def mask_weights(config: TrainConfig, types: torch.Tensor) -> torch.Tensor | None:
+    """Per-sample mask-loss weight from the tumour type; samples without a type (empty masks) weigh 1."""
+    if not config.mask_type_weights:
+        return None
+    table = torch.tensor(config.mask_type_weights, dtype=torch.float32)
+    known = types != MISSING
+    return torch.where(known, table[types.clamp(min=0)], torch.ones(len(types)))
+
+
 def batch_loss(model, batch: dict, config: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
     out = model(batch["images"], batch["boxes"])
     parts = {}
     if "segmentation" in config.tasks:
-        parts["segmentation"] = config.seg_weight * mask_loss(out["mask"], batch["masks"], torch.ones(len(batch["masks"]), dtype=bool))
+        every = torch.ones(len(batch["masks"]), dtype=torch.bool)
+        weights = mask_weights(config, batch["labels"]["type"])
+        parts["segmentation"] = config.seg_weight * mask_loss(out["mask"], batch["masks"], every, weights)
     for name in config.classification_tasks:
         parts[name] = CLASSIFICATION_TASKS[name].weight * task_loss(out[name], batch["labels"][name])
     if config.metric_weight and "type" in config.tasks:
@@ -117,7 +128,7 @@ def _resume_or_start(out: Path, model, optimizer, scheduler, config: TrainConfig
     state_path = out / checkpoint.STATE
     if state_path.is_file():
         _, card = checkpoint.load(out)
-        if card["config"] != config.to_json():
+        if TrainConfig.from_json(card["config"]).to_json() != config.to_json():
             raise ValueError(f"resume: {out} holds a run with another configuration; expected "
                              f"{config.to_json()}, found {card['config']} (use a new --out)")
         model.load_state_dict(torch.load(out / checkpoint.WEIGHTS, weights_only=True))

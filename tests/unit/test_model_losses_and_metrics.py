@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from shared.model.losses import supervised_contrastive, task_loss
+from shared.model.config import TrainConfig
+from shared.model.losses import mask_loss, supervised_contrastive, task_loss
 from shared.model.retrieval import dice_scores, knn_accuracy, map_and_p10
 from shared.model.tasks import MISSING, derived_labels, mask_box, parse_tasks
+from shared.model.training import mask_weights
 
 pytestmark = pytest.mark.unit
 
@@ -64,3 +66,25 @@ def test_task_names_are_checked():
     assert parse_tasks("type,segmentation") == ("segmentation", "type")
     with pytest.raises(ValueError, match="tasks: expected"):
         parse_tasks("type,colour")
+
+
+def test_mask_loss_weights_samples_by_tumour_type_and_defaults_to_the_plain_mean():
+    torch.manual_seed(0)
+    logits, target = torch.randn(3, 1, 8, 8), (torch.rand(3, 1, 8, 8) > 0.7).float()
+    every = torch.ones(3, dtype=torch.bool)
+    each = torch.stack([mask_loss(logits[i:i + 1], target[i:i + 1], every[:1]) for i in range(3)])
+    assert torch.isclose(mask_loss(logits, target, every), each.mean(), atol=1e-6)
+    weighted = mask_loss(logits, target, every, torch.tensor([1.0, 2.0, 1.0]))
+    assert torch.isclose(weighted, (each[0] + 2 * each[1] + each[2]) / 4, atol=1e-6)
+
+    config = TrainConfig(mask_type_weights=(1.0, 2.0, 1.0))
+    types = torch.tensor([1, MISSING, 2, 0])
+    assert mask_weights(config, types).tolist() == [2.0, 1.0, 1.0, 1.0]   # no type (empty mask): 1
+    assert mask_weights(TrainConfig(), types) is None
+    assert TrainConfig.from_json(config.to_json()).mask_type_weights == (1.0, 2.0, 1.0)
+
+
+@pytest.mark.parametrize("weights", [(1.0, 2.0), (1.0, 0.0, 1.0)])
+def test_mask_type_weights_are_checked(weights):
+    with pytest.raises(ValueError, match="mask type weights: expected 3 positive weights"):
+        TrainConfig(mask_type_weights=weights)
