@@ -58,12 +58,14 @@ def _provenance(args, results: dict) -> str:
     done = [r for r in results.values() if r]
     rules = {json.dumps(r.get("mask_rule"), sort_keys=True) for r in done}
     rule = "; ".join(sorted(rules)) if rules else "none yet"
-    length = (f"as many as the recipe checkpoint `{args.recipe}`" if args.epochs == args.recipe_epochs else
-              f"fewer than the recipe checkpoint `{args.recipe}` ({args.recipe_epochs}): these tables compare "
+    recipe = args.recipe.resolve()
+    recipe = recipe.relative_to(Path.cwd()) if recipe.is_relative_to(Path.cwd()) else recipe
+    length = ("as many as the recipe checkpoint" if args.epochs == args.recipe_epochs else
+              f"fewer than the recipe checkpoint ({args.recipe_epochs}): these tables compare "
               "configurations with one another; the shipped model's own figures are in docs/model.md")
     return (f"Produced by `tumorsearch validate --epochs {args.epochs} --groups {args.groups} --work {args.work} "
             f"--out {args.out}` (code {code_version()}) on a 2-core CPU without GPU (bf16 autocast). Every run "
-            f"uses the training recipe of `{args.recipe}` except what its table varies, and trains for "
+            f"uses the training recipe of `{recipe}` except what its table varies, and trains for "
             f"**{args.epochs} epochs**, {length}. Masks (Dice, automatic boxes) follow the recipe's mask rule: "
             f"{rule}.")
 
