@@ -22,11 +22,6 @@ class Run:
     config: TrainConfig
 
 
-def recipe_config(card: dict) -> TrainConfig:
-    """The training configuration in a model card, with its fold choice cleared so any test fold fits."""
-    return replace(TrainConfig.from_json(card["config"]), train_folds=(), test_fold=5)
-
-
 def validation_runs(epochs: int, base: TrainConfig | None = None) -> list[Run]:
     base = replace(base or TrainConfig(), epochs=epochs, test_fold=5)
     runs = [Run(f"cv-fold{k}", "cv", f"test fold {k}", replace(base, test_fold=k)) for k in range(1, 6)]

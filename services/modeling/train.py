@@ -55,18 +55,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_folds(text: str) -> tuple[int, ...]:
+def parse_list(text: str, convert, flag: str, expected: str) -> tuple:
+    """A comma-separated option value, each item converted; a clear exit on a bad item."""
     try:
-        return tuple(int(f) for f in text.split(",") if f.strip())
+        return tuple(convert(item) for item in text.split(",") if item.strip())
     except ValueError:
-        raise SystemExit(f"tumorsearch train: --train-folds expected fold numbers like 1,2,3, found {text!r}")
-
-
-def parse_weights(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(w) for w in text.split(",") if w.strip())
-    except ValueError:
-        raise SystemExit(f"tumorsearch train: --mask-type-weights expected numbers like 1,2,1, found {text!r}")
+        raise SystemExit(f"tumorsearch train: {flag} expected {expected}, found {text!r}")
 
 
 def command(argv: list[str]) -> int:
@@ -89,8 +83,10 @@ def command(argv: list[str]) -> int:
                          metric_weight=args.metric_weight, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
                          negatives=args.negatives, seg_weight=args.seg_weight, seed=args.seed,
-                         mask_type_weights=parse_weights(args.mask_type_weights),
-                         test_fold=args.test_fold, train_folds=parse_folds(args.train_folds))
+                         mask_type_weights=parse_list(args.mask_type_weights, float, "--mask-type-weights",
+                                                     "numbers like 1,2,1"),
+                         test_fold=args.test_fold, train_folds=parse_list(args.train_folds, int, "--train-folds",
+                                                 "fold numbers like 1,2,3"))
     data = load_figshare(args.data or settings.figshare_dir, config.size, limit=args.limit)
     device = pick_device(settings.device)
     card = train(config, data, args.out, device, code_version(),

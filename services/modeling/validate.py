@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from services.modeling.common import code_version
-from services.modeling.experiments import recipe_config, unique_runs, validation_runs
+from services.modeling.experiments import unique_runs, validation_runs
 from services.modeling.report import write_report
 from services.modeling.settings import ModelSettings
 from shared.config.startup import settings_or_exit
@@ -74,21 +74,25 @@ def command(argv: list[str]) -> int:
 
 @dataclass(frozen=True)
 class Recipe:
-    """The checkpoint whose recipe is validated: its folder, the configuration it was trained with (as in
-    its card), that configuration open to any test fold, and its mask rule."""
+    """The checkpoint whose recipe is validated: its folder, the configuration it was trained with (from
+    its card), and its mask rule."""
     folder: Path
-    trained: dict
-    config: TrainConfig
+    trained: TrainConfig
     mask_rule: MaskRule
 
     @classmethod
     def read(cls, folder: Path) -> "Recipe":
         card = json.loads((folder / checkpoint.CARD).read_text())
-        return cls(folder, card["config"], recipe_config(card), MaskRule.from_card(card))
+        return cls(folder, TrainConfig.from_json(card["config"]), MaskRule.from_card(card))
+
+    @property
+    def config(self) -> TrainConfig:
+        """The recipe open to any test fold: its fold choice cleared."""
+        return replace(self.trained, train_folds=(), test_fold=5)
 
     def is_trained_by(self, config: TrainConfig) -> bool:
         """True when `config` is exactly the run that made the recipe checkpoint (same folds and length)."""
-        return config.to_json() == TrainConfig.from_json(self.trained).to_json()
+        return self.trained.same_run(config)
 
 
 def train_and_evaluate(run, data, work: Path, device: torch.device, recipe: Recipe) -> None:

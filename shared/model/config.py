@@ -62,6 +62,10 @@ class TrainConfig:
         data["train_folds"] = list(self.folds)
         return data
 
+    def same_run(self, other: "TrainConfig") -> bool:
+        """Equal as training runs: the folds compared as resolved (() = every fold but the test fold)."""
+        return self.to_json() == other.to_json()
+
     @classmethod
     def from_json(cls, data: dict) -> "TrainConfig":
         data = dict(data)

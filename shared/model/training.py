@@ -128,7 +128,7 @@ def _resume_or_start(out: Path, model, optimizer, scheduler, config: TrainConfig
     state_path = out / checkpoint.STATE
     if state_path.is_file():
         _, card = checkpoint.load(out)
-        if TrainConfig.from_json(card["config"]).to_json() != config.to_json():
+        if not TrainConfig.from_json(card["config"]).same_run(config):
             raise ValueError(f"resume: {out} holds a run with another configuration; expected "
                              f"{config.to_json()}, found {card['config']} (use a new --out)")
         model.load_state_dict(torch.load(out / checkpoint.WEIGHTS, weights_only=True))
