@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
                    help="width of the segmentation head's ResBlock on the input grid")
     p.add_argument("--mid-level", action="store_true",
                    help="down x4 as two stride-2 steps, the mask head also reading the stride-2 level")
+    p.add_argument("--context", action="store_true",
+                   help="the mask head also reads the coarse map pooled to 1, 2 and 4 cells per side")
     p.add_argument("--size", type=int, default=defaults.size, help="training grid in pixels (multiple of 4)")
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -78,7 +80,8 @@ def command(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "train")
     config = TrainConfig(tasks=parse_tasks(args.tasks), channels=args.channels, blocks=args.blocks,
-                         seg_channels=args.seg_channels, mid_level=args.mid_level, size=args.size,
+                         seg_channels=args.seg_channels, mid_level=args.mid_level, context=args.context,
+                         size=args.size,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          metric_weight=args.metric_weight, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,

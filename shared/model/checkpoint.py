@@ -25,7 +25,8 @@ WEIGHTS, CARD, STATE = "weights.pt", "model_card.json", "train_state.pt"
 def build_model(config: TrainConfig) -> PisovNet:
     return PisovNet(dims=2, in_channels=1, channels=config.channels, blocks=config.blocks,
                     tasks=config.classification_tasks, projection=config.projection,
-                    seg_channels=config.seg_channels, mid_level=config.mid_level)
+                    seg_channels=config.seg_channels, mid_level=config.mid_level,
+                    context=config.context)
 
 
 def new_card(config: TrainConfig, code_version: str, data_description: str) -> dict:
@@ -34,7 +35,7 @@ def new_card(config: TrainConfig, code_version: str, data_description: str) -> d
         "model_version": None,
         "architecture": {"name": "PisovNet", "dims": 2, "in_channels": 1, "channels": config.channels,
                          "blocks": config.blocks, "seg_channels": config.seg_channels,
-                         "mid_level": config.mid_level, "stride": STRIDE, "projection": config.projection,
+                         "mid_level": config.mid_level, "context": config.context, "stride": STRIDE, "projection": config.projection,
                          "input_size": config.size, "spacing_mm": round(spacing, 4)},
         "tasks": {t: list(CLASSIFICATION_TASKS[t].classes) for t in config.classification_tasks},
         "segmentation": "segmentation" in config.tasks,

@@ -14,6 +14,7 @@ class TrainConfig:
     blocks: int = 4
     seg_channels: int = 16          # width of the segmentation head's ResBlock on the input grid
     mid_level: bool = False         # down x4 as two stride-2 steps; the mask head also reads stride 2
+    context: bool = False           # the mask head also reads the coarse map pooled to 1, 2, 4 cells per side
     size: int = 128                 # training grid (pixels); the spacing follows from the source grid
     epochs: int = 40
     batch_size: int = 32

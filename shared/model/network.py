@@ -5,6 +5,9 @@
     each classification task: RoiPool(F, tumour box) -> one linear layer
     optional `mid_level` (not in the paper): down x4 as two stride-2 steps, and the segmentation head
     adds a ResBlock at stride 2 fed by that level; RoiPool and the embedding are unchanged
+    optional `context` (not in the paper): the segmentation head adds the coarse map average-pooled to
+    1, 2 and 4 cells per side (a pyramid, as in PSPNet) and mixes it with a ResBlock at stride 4, so a
+    pixel's mask logit can depend on the whole slice; RoiPool and the embedding are unchanged
 
 RoiPool (the slice of F under the box, global max over it) is the tumour's embedding: its size is the
 backbone's channel count. Boxes are given in input voxels.
@@ -27,6 +30,11 @@ from shared.model.mask_rule import MaskRule
 
 STRIDE = 4
 SEG_CHANNELS = 16
+CONTEXT_BINS = (1, 2, 4)
+
+
+def _pool(x: torch.Tensor, bins: int) -> torch.Tensor:
+    return F.adaptive_avg_pool2d(x, bins) if x.dim() == 4 else F.adaptive_avg_pool3d(x, bins)
 
 
 def _layers(dims: int):
@@ -85,14 +93,20 @@ class Backbone(nn.Module):
 
 
 class SegmentationHead(nn.Module):
-    """Narrowed coarse map, up-sampled; with a stride-2 level, one ResBlock there first; then the prep
-    skip, one ResBlock on the input grid and a 1x1 logit."""
+    """Narrowed coarse map (with `context`, plus its pooled pyramid, mixed by a ResBlock), up-sampled;
+    with a stride-2 level, one ResBlock there first; then the prep skip, one ResBlock on the input grid
+    and a 1x1 logit."""
 
     def __init__(self, channels: int, prep_channels: int, dims: int, width: int = SEG_CHANNELS,
-                 mid_channels: int = 0) -> None:
+                 mid_channels: int = 0, context: bool = False) -> None:
         super().__init__()
         conv, _, _ = _layers(dims)
         self.narrow = conv(channels, width, 1)
+        if context:
+            self.context = nn.ModuleList(conv(channels, width, 1) for _ in CONTEXT_BINS)
+            self.context_block = ResBlock(width, dims)
+        else:
+            self.context = None
         if mid_channels:
             self.mid_skip = conv(mid_channels, width, 1)
             self.mid_block = ResBlock(width, dims)
@@ -102,6 +116,10 @@ class SegmentationHead(nn.Module):
 
     def forward(self, coarse: torch.Tensor, early: torch.Tensor, mid: torch.Tensor | None = None) -> torch.Tensor:
         x = self.narrow(coarse)
+        if self.context is not None:
+            for bins, project in zip(CONTEXT_BINS, self.context):
+                x = x + _up(project(_pool(coarse, bins)), coarse)
+            x = self.context_block(F.relu(x))
         if mid is not None:
             x = self.mid_block(F.relu(_up(x, mid) + self.mid_skip(mid)))
         return self.logit(self.block(F.relu(_up(x, early) + self.skip(early))))
@@ -141,13 +159,13 @@ class PisovNet(nn.Module):
 
     def __init__(self, dims: int = 2, in_channels: int = 1, channels: int = 64, blocks: int = 4,
                  tasks: dict[str, int] | None = None, projection: int = 0, seg_channels: int = SEG_CHANNELS,
-                 mid_level: bool = False) -> None:
+                 mid_level: bool = False, context: bool = False) -> None:
         super().__init__()
         self.dims = dims
         self.channels = channels
         self.backbone = Backbone(dims, in_channels, channels, blocks, mid_level)
         self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims, seg_channels,
-                                         self.backbone.mid_channels)
+                                         self.backbone.mid_channels, context)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
         self.projection = nn.Linear(channels, projection) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.

@@ -69,3 +69,19 @@ def test_a_stride_2_level_feeds_the_mask_and_leaves_the_embedding_at_stride_4(di
     assert out["mask"].shape == (shape[0], 1, *shape[2:]) and out["embedding"].shape == (shape[0], 16)
     out["mask"].sum().backward()
     assert model.backbone.mid[0].weight.grad.abs().sum() > 0, "the mask loss must reach the stride-2 level"
+
+
+@pytest.mark.parametrize("dims,size", [(2, 64), (3, 32)])
+def test_the_context_pyramid_lets_a_far_corner_change_the_mask(dims, size):
+    """Without it a logit sees about +-14 voxels of input; with it, the whole image (via pooled cells)."""
+    torch.manual_seed(0)
+    shape = (1, 1) + (size,) * dims
+    corner, far = (0, 0) + (slice(0, 4),) * dims, (0, 0) + (size - 1,) * dims
+    image = torch.randn(shape)
+    changed = image.clone()
+    changed[corner] += 3.0
+    for context, expect_change in ((False, False), (True, True)):
+        model = PisovNet(dims=dims, channels=16, blocks=1, context=context).eval()  # eval: no batch statistics
+        with torch.no_grad():
+            before, after = (model.segment(model.features(x))[far] for x in (image, changed))
+        assert bool(before != after) == expect_change, f"context={context}"
