@@ -9,7 +9,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from services.gateway.admin import admin
 from services.gateway.api import api
 from services.gateway.audit import AuditLog, install_audit_of_failures, record_query
-from services.gateway.auth import ApiKeyStore, Authenticator, OidcVerifier, install_auth
+from services.gateway.auth import ApiKeyStore, Authenticator, install_auth
+from services.gateway.oidc import OidcVerifier
 from services.gateway.deps import GatewayDeps
 from services.gateway.health import health
 from services.gateway.limits import install_limits

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 
-from services.gateway.auth import Caller
+from services.gateway.callers import Caller
 
 log = logging.getLogger("tumorsearch.gateway")
 

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import ServiceUnavailable, Unauthorized
 
-from services.gateway.auth import ApiKeyStore, Authenticator, OidcVerifier, is_public
+from services.gateway.auth import ApiKeyStore, Authenticator, is_public
+from services.gateway.oidc import OidcVerifier
 
 pytestmark = pytest.mark.unit
 
