@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import datetime
 import numbers
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import (RE_VALID_UID, UID, ExplicitVRLittleEndian, JPEG2000Lossless, MRImageStorage, RLELossless,
-                         generate_uid)
-from pydicom.valuerep import DSfloat
+from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, MRImageStorage, RLELossless, generate_uid
+
+from shared.dicomize.values import (check_series_values, check_text, check_uid, clinical_trial_values,
+                                    ds_value)
 
 # Transfer syntax -> pydicom encoding plugin (None: written uncompressed). Only lossless syntaxes: the
 # pixels must round-trip exactly. JPEG 2000 Lossless is encoded by pylibjpeg-openjpeg, RLE by pylibjpeg-rle.
@@ -42,15 +42,6 @@ T1_SPIN_ECHO = {
 }
 # DERIVED/SECONDARY: the pixels were converted from another file, not reconstructed by a scanner.
 IMAGE_TYPE = ["DERIVED", "SECONDARY", "OTHER"]
-# Clinical Trial Subject (PS3.3 C.7.1.3) and Clinical Trial Study (C.7.2.3) attributes a caller may set:
-# keyword -> (maximum length, attribute type). All are LO but the description (ST). Type 1: required and
-# non-empty; type 1C: the subject ID or the reading ID; type 2: written empty when not given.
-CLINICAL_TRIAL_ATTRIBUTES: dict[str, tuple[int, str]] = {
-    "ClinicalTrialSponsorName": (64, "1"), "ClinicalTrialProtocolID": (64, "1"),
-    "ClinicalTrialProtocolName": (64, "2"), "ClinicalTrialSiteID": (64, "2"), "ClinicalTrialSiteName": (64, "2"),
-    "ClinicalTrialSubjectID": (64, "1C"), "ClinicalTrialSubjectReadingID": (64, "1C"),
-    "ClinicalTrialTimePointID": (64, "2"), "ClinicalTrialTimePointDescription": (1024, "3"),
-}
 
 
 @dataclass(frozen=True)
@@ -64,11 +55,11 @@ class StudyIds:
     accession: str = ""
 
     def __post_init__(self) -> None:
-        _check_text(self.patient_id, "patient_id", 64, required=True)       # LO
-        _check_text(self.patient_name, "patient_name", 64, required=True)   # PN, one component group
-        _check_text(self.accession, "accession", 16, required=False)        # SH
-        _check_uid(self.study_uid, "study_uid")
-        _check_uid(self.series_uid, "series_uid")
+        check_text(self.patient_id, "patient_id", 64, required=True)       # LO
+        check_text(self.patient_name, "patient_name", 64, required=True)   # PN, one component group
+        check_text(self.accession, "accession", 16, required=False)        # SH
+        check_uid(self.study_uid, "study_uid")
+        check_uid(self.series_uid, "series_uid")
         if self.study_uid == self.series_uid:
             raise ValueError(f"StudyIds: expected different study and series UIDs, found {self.study_uid} twice")
 
@@ -105,8 +96,8 @@ def write_volume_series(volume: np.ndarray, affine_lps: np.ndarray, out_dir: Pat
     pixels = _checked_pixels(volume)
     geometry = _geometry(affine_lps)
     plugin = _plugin_for(transfer_syntax, pixels.shape)
-    _check_series_values(series_description, series_number, contrast_agent)
-    trial = _clinical_trial_values(clinical_trial)
+    check_series_values(series_description, series_number, contrast_agent)
+    trial = clinical_trial_values(clinical_trial)
     uids = _instance_uids(instance_uids, len(pixels), ids)
     out_dir = Path(out_dir)
     paths = [out_dir / f"slice{k:04d}.dcm" for k in range(len(pixels))]
@@ -202,38 +193,6 @@ def _geometry(affine_lps: np.ndarray) -> _Geometry:
     return _Geometry(affine, row, column, normal, float(spacings[0]), float(spacings[1]), float(spacings[2]))
 
 
-def _check_series_values(description: str, series_number: int, contrast_agent: str | None) -> None:
-    _check_text(description, "series_description", 64, required=False)  # LO
-    if isinstance(series_number, bool) or not isinstance(series_number, int) or not 0 <= series_number < 2**31:
-        raise ValueError(f"series_number: expected an integer in [0, 2**31), found {series_number!r}")
-    if contrast_agent is not None:
-        _check_text(contrast_agent, "contrast_agent", 64, required=True)  # LO
-
-
-def _clinical_trial_values(given: Mapping[str, str] | None) -> dict[str, str]:
-    """Every type 1/2 attribute of the two modules (type 2 empty when not given), checked; {} for None."""
-    if given is None:
-        return {}
-    unknown = sorted(set(given) - set(CLINICAL_TRIAL_ATTRIBUTES))
-    if unknown:
-        raise ValueError(f"clinical_trial: expected keywords among {sorted(CLINICAL_TRIAL_ATTRIBUTES)}, "
-                         f"found {unknown}")
-    values = {}
-    for keyword, (max_length, kind) in CLINICAL_TRIAL_ATTRIBUTES.items():
-        if keyword in given:
-            _check_text(given[keyword], f"clinical_trial[{keyword!r}]", max_length, required=kind == "1")
-            values[keyword] = given[keyword]
-        elif kind == "1":
-            raise ValueError(f"clinical_trial: expected {keyword} (type 1), found it missing")
-        elif kind == "2":
-            values[keyword] = ""
-    subject = (values.get(k, "").strip() for k in ("ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID"))
-    if not any(subject):
-        raise ValueError("clinical_trial: expected ClinicalTrialSubjectID or ClinicalTrialSubjectReadingID "
-                         "(type 1C: one of them), found neither")
-    return values
-
-
 def _plugin_for(transfer_syntax: str, shape: tuple[int, ...]) -> str | None:
     """The encoding plugin, checked before any file is written so a refusal never leaves half a series."""
     if transfer_syntax not in SUPPORTED_TRANSFER_SYNTAXES:
@@ -252,7 +211,7 @@ def _instance_uids(given: list[str] | None, count: int, ids: StudyIds) -> list[s
     if len(given) != count:
         raise ValueError(f"instance_uids: expected one UID per slice ({count}), found {len(given)}")
     for k, uid in enumerate(given):
-        _check_uid(uid, f"instance_uids[{k}]")
+        check_uid(uid, f"instance_uids[{k}]")
     if len(set(given)) != count or {ids.study_uid, ids.series_uid} & set(given):
         raise ValueError("instance_uids: expected distinct UIDs, different from the study and series UIDs; "
                          "found a repeated one")
@@ -274,15 +233,15 @@ def _series_dataset(ids: StudyIds, pixels: np.ndarray, geometry: _Geometry, desc
         ds.ContrastBolusAgent = contrast_agent
     for keyword, value in T1_SPIN_ECHO.items():
         setattr(ds, keyword, value)
-    ds.SliceThickness = ds.SpacingBetweenSlices = _ds(geometry.slice_spacing)
+    ds.SliceThickness = ds.SpacingBetweenSlices = ds_value(geometry.slice_spacing)
     ds.PatientPosition = "HFS"  # type 2C for MR; the LPS affine already is the patient frame
     ds.StudyInstanceUID, ds.SeriesInstanceUID = ids.study_uid, ids.series_uid
     ds.SeriesNumber = series_number
-    ds.ImageOrientationPatient = [_ds(v) for v in (*geometry.row_direction, *geometry.column_direction)]
+    ds.ImageOrientationPatient = [ds_value(v) for v in (*geometry.row_direction, *geometry.column_direction)]
     ds.FrameOfReferenceUID = generate_uid()  # one per series: its slices share one patient frame
     ds.PositionReferenceIndicator = ds.StudyID = ""  # type 2, no landmark and no scanner study number
     _pixel_module(ds, pixels)
-    ds.PixelSpacing = [_ds(geometry.row_spacing), _ds(geometry.column_spacing)]
+    ds.PixelSpacing = [ds_value(geometry.row_spacing), ds_value(geometry.column_spacing)]
     ds.RescaleIntercept, ds.RescaleSlope = "0", "1"
     return ds
 
@@ -303,8 +262,8 @@ def _slice_dataset(base: Dataset, geometry: _Geometry, k: int, instance_uid: str
     ds.file_meta = FileMetaDataset()
     ds.SOPInstanceUID, ds.InstanceNumber = instance_uid, k + 1
     position = (geometry.affine @ np.array([0.0, 0.0, float(k), 1.0]))[:3]
-    ds.ImagePositionPatient = [_ds(v) for v in position]
-    ds.SliceLocation = _ds(position @ geometry.normal)
+    ds.ImagePositionPatient = [ds_value(v) for v in position]
+    ds.SliceLocation = ds_value(position @ geometry.normal)
     return ds
 
 
@@ -315,29 +274,3 @@ def _set_pixels(ds: Dataset, frame: np.ndarray, transfer_syntax: str, plugin: st
         return
     # generate_instance_uid=False: the SOP Instance UID was chosen by the caller (or above), keep it.
     ds.compress(transfer_syntax, frame, encoding_plugin=plugin, generate_instance_uid=False)
-
-
-def _ds(value: float) -> DSfloat:
-    """A DS value of at most 16 characters, as short as it can be: header values such as 0.7812500000000001
-    (float noise from NRRD/NIfTI text) become "0.78125", not pydicom's zero-padded "0.78125000000000".
-    `+ 0.0` turns -0.0 into 0.0, so no "-0" is written."""
-    number = float(value) + 0.0
-    text, precision = repr(number), 16
-    while len(text) > 16:  # 'g' drops trailing zeros; fewer significant digits until it fits
-        text, precision = f"{number:.{precision}g}", precision - 1
-    return DSfloat(text)
-
-
-def _check_uid(value: object, what: str) -> None:
-    # The pattern directly, not UID(value).is_valid: building a UID from a bad value already warns.
-    if not isinstance(value, str) or len(value) > 64 or not re.fullmatch(RE_VALID_UID, value):
-        raise ValueError(f"{what}: expected a DICOM UID (digits and dots, at most 64 characters), found {value!r}")
-
-
-def _check_text(value: object, what: str, max_length: int, *, required: bool) -> None:
-    """Printable ASCII without backslash (the value separator), so no character set needs declaring."""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ValueError(f"{what}: expected a {'non-empty ' if required else ''}string, found {value!r}")
-    if len(value) > max_length or any(not " " <= c <= "~" or c == "\\" for c in value):
-        raise ValueError(f"{what}: expected at most {max_length} printable ASCII characters without '\\', "
-                         f"found {value!r}")
