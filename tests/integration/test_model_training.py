@@ -83,3 +83,23 @@ def test_calibration_scores_every_rule_on_the_validation_fold_only(tiny_data, tm
 def test_train_folds_must_leave_out_the_test_fold():
     with pytest.raises(ValueError, match=r"without the test fold 5, found \[4, 5\]"):
         TrainConfig(train_folds=(4, 5))
+
+
+def test_dice_command_breaks_down_each_checkpoint_and_their_average(tiny_data, data_dir, tmp_path, monkeypatch,
+                                                                    capsys):
+    from services.modeling.dice import command
+
+    for seed in (0, 1):
+        config = TrainConfig(channels=16, blocks=1, size=64, epochs=1, batch_size=16, seed=seed)
+        train(config, tiny_data, tmp_path / f"m{seed}", torch.device("cpu"), "test", progress=False)
+    monkeypatch.setenv("TUMORSEARCH_DATA_DIR", str(data_dir))
+    out = tmp_path / "dice.json"
+    assert command(["--checkpoint", str(tmp_path / "m0"), "--checkpoint", str(tmp_path / "m1"),
+                    "--data", str(data_dir / "figshare-cetumor"), "--limit", "300", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["test_fold"] == 5 and report["images"] == 59, "fold 5 of the first 300 images"
+    assert len(report["models"]) == 2 and report["ensemble"]["threshold"] == 0.5
+    for row in report["models"] + [report["ensemble"]]:
+        assert 0 <= row["all"]["dice"] <= 1 and 0 <= row["all"]["dice_pooled"] <= 1
+        assert sum(t["images"] for t in row["by_type"].values()) == 59
+    assert "average of all" in capsys.readouterr().out

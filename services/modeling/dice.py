@@ -1,0 +1,79 @@
+"""`tumorsearch dice`: where segmentation loses Dice on a test fold, for one or more checkpoints and for
+the average of their probabilities (docs/model-experiments.md).
+
+    tumorsearch dice --checkpoint A [--checkpoint B ...] [--test-fold 5] [--mask-rule card|plain]
+                     [--ensemble-threshold 0.5] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from services.modeling.common import write_json
+from services.modeling.settings import ModelSettings
+from shared.config.startup import settings_or_exit
+from shared.model import checkpoint
+from shared.model.device import pick_device
+from shared.model.dice_report import dice_breakdown, tumour_probabilities
+from shared.model.figshare import load_figshare
+from shared.model.mask_rule import MaskRule
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tumorsearch dice", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path, action="append", required=True, help="repeat for an ensemble")
+    p.add_argument("--data", type=Path, default=None, help="figshare folder (default: TUMORSEARCH_DATA_DIR's)")
+    p.add_argument("--test-fold", type=int, default=None, help="default: the first checkpoint's test fold")
+    p.add_argument("--mask-rule", choices=("card", "plain"), default="card",
+                   help="card: each checkpoint's own rule; plain: p > 0.5, no flip")
+    p.add_argument("--ensemble-threshold", type=float, default=0.5,
+                   help="threshold of the averaged probability (with two or more checkpoints)")
+    p.add_argument("--json", type=Path, default=None, help="write the breakdown here (else stdout)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
+    return p
+
+
+def command(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    settings = settings_or_exit(ModelSettings, os.environ, "dice")
+    device = pick_device(settings.device)
+    loaded = [checkpoint.load(path, device) for path in args.checkpoint]
+    sizes = {card["architecture"]["input_size"] for _, card in loaded}
+    if len(sizes) != 1:
+        print(f"tumorsearch dice: expected checkpoints of one input size, found {sorted(sizes)}")
+        return 2
+    fold = args.test_fold or loaded[0][1]["test_fold"]
+    for path, (_, card) in zip(args.checkpoint, loaded):
+        if fold in card["train_folds"]:
+            print(f"warning: {path} was trained on fold {fold}; its figures are not a test result")
+    test = load_figshare(args.data or settings.figshare_dir, sizes.pop(), limit=args.limit).folds_in([fold])
+    report = {"test_fold": fold, "images": len(test), "models": [], "ensemble": None}
+    probabilities = []
+    for path, (model, card) in tqdm(list(zip(args.checkpoint, loaded)), desc="checkpoints", unit="model"):
+        rule = MaskRule() if args.mask_rule == "plain" else model.mask_rule
+        probability = tumour_probabilities(model, test.images, device, rule)
+        probabilities.append(probability)
+        report["models"].append({"checkpoint": str(path), "model_version": card["model_version"],
+                                 "mask_rule": rule.to_json()}
+                                | dice_breakdown(probability > rule.threshold, test.masks, test.types))
+    if len(probabilities) > 1:
+        mean = np.mean(probabilities, axis=0)
+        report["ensemble"] = {"threshold": args.ensemble_threshold} | dice_breakdown(
+            mean > args.ensemble_threshold, test.masks, test.types)
+    write_json(args.json, report)
+    _print_table(report)
+    return 0
+
+
+def _print_table(report: dict) -> None:
+    rows = [(m["model_version"], m) for m in report["models"]]
+    if report["ensemble"]:
+        rows.append(("average of all", report["ensemble"]))
+    for name, row in rows:
+        types = ", ".join(f"{t} {s['dice']:.3f} ({s['failed']} failed)" for t, s in row["by_type"].items())
+        print(f"{name}: dice {row['all']['dice']:.4f}, pooled {row['all']['dice_pooled']:.4f}; {types}")
