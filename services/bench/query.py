@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import sys
 import tempfile
@@ -26,10 +25,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-import psutil
 from tqdm import tqdm
 
-from services.bench.listener import _cpu_name, serving
+from services.bench.host import busy_processes, machine
+from services.bench.listener import serving
 from services.bench.query_load import GOAL_P95_MS, GOAL_QPS, K, OPEN_LOOP_POOL, Case, run_case, run_open_case
 from shared.broker.embedded import EmbeddedBroker, free_port
 from shared.contracts.vectors import TumorPayload, collection_name, collection_spec, point_id
@@ -204,31 +203,9 @@ def _viewer_key(port: int, admin_key: str) -> str:
         return json.loads(response.read())["key"]
 
 
-def _busy_processes(seconds: float = 0.5, threshold: float = 20.0) -> list[dict]:
-    """Other programs using the CPU when the bench starts: its figures share the cores with them."""
-    processes = list(psutil.process_iter(["pid", "name", "cmdline"]))
-    for process in processes:
-        try:
-            process.cpu_percent(None)
-        except psutil.Error:
-            pass
-    time.sleep(seconds)
-    busy = []
-    for process in processes:
-        try:
-            percent = process.cpu_percent(None)
-        except psutil.Error:
-            continue
-        if percent >= threshold and process.pid != os.getpid():
-            words = [Path(w).name for w in (process.info["cmdline"] or [process.info["name"]])[:3]]
-            busy.append({"pid": process.pid, "cpu_percent": round(percent), "command": " ".join(words)[:80]})
-    return sorted(busy, key=lambda b: -b["cpu_percent"])
-
-
 def _machine() -> dict:
-    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
-            "busy_processes_at_start": _busy_processes()}
+    return machine() | {"loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
+                        "busy_processes_at_start": busy_processes()}
 
 
 def command(argv: list[str]) -> int:

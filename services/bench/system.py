@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -25,7 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from services.bench.listener import _cpu_name, serving
+from services.bench.host import machine
+from services.bench.listener import serving
 from services.bench.orthanc import OrthancPacs
 from services.bench.system_measures import (Gateway, main_tumour, mean_ap, offline_rankings, percentile, quote,
                                             system_rankings)
@@ -77,7 +77,7 @@ def command(argv: list[str]) -> int:
                                                ("TUMORSEARCH", ports["listener"])))
         figures = ingest(pacs, gateway, rows, work / "dicom")
         figures.update(retrieval(gateway, rows, args.test_fold, figshare))
-    figures["machine"] = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()}
+    figures["machine"] = machine()
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -21,9 +20,9 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import psutil
 from tqdm import tqdm
 
+from services.bench.host import machine
 from shared.vectorstore import CollectionSpec, EdgeStore, Filter, Match, PointRecord, QdrantStore, VectorStore
 
 ENGINES = ("edge", "qdrant-local")
@@ -225,16 +224,8 @@ def _kill_mid_batch(child: subprocess.Popen, crash_after: int, fraction: float) 
 
 
 def _machine() -> dict:
-    cpu = platform.processor()
-    try:
-        models = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                  if ln.startswith("model name")]
-        cpu = models[0] if models else cpu
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "qdrant_edge_py": metadata.version("qdrant-edge-py"),
-            "qdrant_client": metadata.version("qdrant-client")}
+    return machine() | {"qdrant_edge_py": metadata.version("qdrant-edge-py"),
+                        "qdrant_client": metadata.version("qdrant-client")}
 
 
 def _print_table(report: dict) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -21,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from services.bench.listener import _cpu_name, serving
+from services.bench.host import machine
+from services.bench.listener import serving
 from services.bench.worker_study import hand_over_and_wait, place_study
 from shared.broker.embedded import DEBIAN_REDIS, EmbeddedBroker, free_port
 from shared.config.data import DataSettings
@@ -74,7 +74,7 @@ def command(argv: list[str]) -> int:
             figures[f"{name}_total_s"] = best["searchable_s"]
             figures[name] = {**best, "slices": len(files), "runs_searchable_s": [r["searchable_s"] for r in runs]}
     figures["goal_volume_total_s"] = 15.0
-    figures["machine"] = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()}
+    figures["machine"] = machine()
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
