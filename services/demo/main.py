@@ -129,71 +129,64 @@ class Demo:
         return read_samples(demo_dir / "dicom", image_ids)
 
     def _show(self, system: System, samples: list[Sample], demo_dir: Path) -> tuple[bool, dict]:
-        from services.demo.store import send  # pydicom and pynetdicom: only once the system is up
-
         settings, gateway = system.plan.settings, system.plan.gateway_url
         host, port = system.plan.listener_address
-        say(f"starting the system (`tumorsearch run`, pid {system.pid}, log {system.log_path}) ...")
-        begun = time.monotonic()
-        system.wait_ready(START_TIMEOUT_S)
-        self.timings["start"] = round(time.monotonic() - begun, 1)
-        say(f"ready in {self.timings['start']:.1f} s: gateway {gateway}, listener "
-            f"{settings.listener.ae_title}@{host}:{port}")
-
+        self._start(system)
         earlier = {uid for uid, body in report.states(gateway, samples).items() if body.get("state") in report.TERMINAL}
-        files = [(sample, path) for sample in samples for path in sample.files]
-        begun = time.monotonic()
-        sent = send([path for _, path in files], host, port, CALLING_AE, settings.listener.ae_title)
-        self.timings["c_store"] = round(time.monotonic() - begun, 1)
-        accepted: dict[str, int] = {}
-        for (sample, _), result in zip(files, sent):
-            accepted[sample.study_uid] = accepted.get(sample.study_uid, 0) + int(result.accepted)
-        refused = sorted({f"0x{r.status:04X}" if r.status is not None else "no answer" for r in sent
-                          if not r.accepted})
-        say(f"C-STORE {CALLING_AE} -> {settings.listener.ae_title}@{host}:{port}: {sum(accepted.values())} of "
-            f"{len(sent)} instances accepted ({len(samples)} studies) in {self.timings['c_store']:.1f} s"
-            + (f"; refused: {', '.join(refused)}" if refused else ""))
+        accepted, sent = self._push(system, samples)
         if earlier:
             say(f"{len(earlier)} of these studies were processed by an earlier demo run in this home; the worker "
                 "processes them again")
-
         begun = time.monotonic()
         waiting = [s for s in samples if accepted.get(s.study_uid)]
         results = report.wait_processed(gateway, waiting, self.args.timeout, system.check_alive)
         self.timings["processing"] = round(time.monotonic() - begun, 1)
         study_rows = report.rows(samples, accepted, results, earlier)
         print(report.table(study_rows), flush=True)
-
-        chosen = report.showcase(samples, results)
-        url = tumor = None
-        checks: dict[str, int] = {}
-        if chosen is None:
-            say("no study has a tumour to show (see the states above and the system log)")
-        else:
-            sample, main = chosen
-            url = f"{gateway}/ui/?tumor={main['id']}"
-            checks = {"tumor": get_json(f"{gateway}/api/v1/tumors/{main['id']}")[0],
-                      "page": http_status(f"{gateway}/ui/")}
-            tumor = {"id": main["id"], "study_instance_uid": sample.study_uid, "image_id": sample.image_id,
-                     "type": sample.label, "predicted_type": main["labels"]["type"],
-                     "size_mm3": main["labels"]["size_mm3"]}
-            what = "the first glioma's main tumour" if sample.label == "glioma" else \
-                f"no glioma has a tumour; the first {sample.label}'s main tumour"
-            say(f"web page on {what} (image {sample.image_id:04d}, predicted {main['labels']['type']}):\n  {url}")
+        url, tumor, checks = _showcase(gateway, samples, results)
         processed = sum(1 for row in study_rows if row["state"] in report.TERMINAL)
-        all_accepted = sum(accepted.values()) == len(sent)
-        ok = all_accepted and processed == len(samples) and url is not None and checks.get("tumor") == 200
-        say(f"demo: studies={len(samples)} accepted={sum(1 for s in samples if accepted.get(s.study_uid))} "
-            f"processed={processed} url={url or '-'} ok={str(ok).lower()}")
-        summary = {
+        studies_accepted = sum(1 for s in samples if accepted.get(s.study_uid))
+        ok = (sum(accepted.values()) == len(sent) and processed == len(samples) and url is not None
+              and checks.get("tumor") == 200)
+        say(f"demo: studies={len(samples)} accepted={studies_accepted} processed={processed} url={url or '-'} "
+            f"ok={str(ok).lower()}")
+        return ok, {
             "ok": ok, "studies": study_rows, "instances_sent": len(sent), "instances_accepted": sum(accepted.values()),
-            "studies_accepted": sum(1 for s in samples if accepted.get(s.study_uid)), "studies_processed": processed,
+            "studies_accepted": studies_accepted, "studies_processed": processed,
             "url": url, "tumor": tumor, "checks_http_status": checks, "gateway": gateway,
             "listener": {"ae_title": settings.listener.ae_title, "host": host, "port": port,
                          "calling_ae_title": CALLING_AE},
             "home": str(settings.home), "dicom": str(demo_dir / "dicom"), "system_log": str(system.log_path),
         }
-        return ok, summary
+
+    def _start(self, system: System) -> None:
+        host, port = system.plan.listener_address
+        say(f"starting the system (`tumorsearch run`, pid {system.pid}, log {system.log_path}) ...")
+        begun = time.monotonic()
+        system.wait_ready(START_TIMEOUT_S)
+        self.timings["start"] = round(time.monotonic() - begun, 1)
+        say(f"ready in {self.timings['start']:.1f} s: gateway {system.plan.gateway_url}, listener "
+            f"{system.plan.settings.listener.ae_title}@{host}:{port}")
+
+    def _push(self, system: System, samples: list[Sample]) -> tuple[dict[str, int], list]:
+        """C-STORE every sample's files; (instances accepted per study UID, the answer to each file)."""
+        from services.demo.store import send  # pydicom and pynetdicom: only once the system is up
+
+        host, port = system.plan.listener_address
+        called = system.plan.settings.listener.ae_title
+        files = [(sample, path) for sample in samples for path in sample.files]
+        begun = time.monotonic()
+        sent = send([path for _, path in files], host, port, CALLING_AE, called)
+        self.timings["c_store"] = round(time.monotonic() - begun, 1)
+        accepted: dict[str, int] = {}
+        for (sample, _), result in zip(files, sent):
+            accepted[sample.study_uid] = accepted.get(sample.study_uid, 0) + int(result.accepted)
+        refused = sorted({f"0x{r.status:04X}" if r.status is not None else "no answer" for r in sent
+                          if not r.accepted})
+        say(f"C-STORE {CALLING_AE} -> {called}@{host}:{port}: {sum(accepted.values())} of {len(sent)} instances "
+            f"accepted ({len(samples)} studies) in {self.timings['c_store']:.1f} s"
+            + (f"; refused: {', '.join(refused)}" if refused else ""))
+        return accepted, sent
 
     def _keep_running(self, system: System, ok: bool) -> int:
         say("TumorSearch is running; Ctrl-C stops it")
@@ -252,3 +245,20 @@ def _restore_signals(previous: dict | None) -> None:
 
 if __name__ == "__main__":  # `python -m services.demo.main …` before the entry point is installed
     sys.exit(command(sys.argv[1:]))
+
+
+def _showcase(gateway: str, samples: list[Sample], results: dict) -> tuple[str | None, dict | None, dict[str, int]]:
+    """The web page of the first glioma's main tumour (else another type's): (url, tumour, HTTP checks)."""
+    chosen = report.showcase(samples, results)
+    if chosen is None:
+        say("no study has a tumour to show (see the states above and the system log)")
+        return None, None, {}
+    sample, main = chosen
+    url = f"{gateway}/ui/?tumor={main['id']}"
+    checks = {"tumor": get_json(f"{gateway}/api/v1/tumors/{main['id']}")[0], "page": http_status(f"{gateway}/ui/")}
+    tumor = {"id": main["id"], "study_instance_uid": sample.study_uid, "image_id": sample.image_id,
+             "type": sample.label, "predicted_type": main["labels"]["type"], "size_mm3": main["labels"]["size_mm3"]}
+    what = "the first glioma's main tumour" if sample.label == "glioma" else \
+        f"no glioma has a tumour; the first {sample.label}'s main tumour"
+    say(f"web page on {what} (image {sample.image_id:04d}, predicted {main['labels']['type']}):\n  {url}")
+    return url, tumor, checks
