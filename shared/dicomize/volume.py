@@ -39,12 +39,7 @@ def dicomize_volume(image: Path, out: Path, *, mask: Path | None = None, descrip
     started = time.monotonic()
     image, out = Path(image), Path(out)
     volume, affine = _read(image, affine_lps_from_file)
-    lesion = None
-    if mask is not None:
-        labels, mask_affine = _read(Path(mask), read_mask)
-        check_same_grid(volume.shape, affine, labels.shape, mask_affine, image, Path(mask))
-        lesion = {"source": str(image.resolve()), "mask": str(Path(mask).resolve()), "folder": SERIES,
-                  **lesion_summary(labels, affine)}
+    lesion = _lesion(image, Path(mask), volume.shape, affine) if mask is not None else None
     source, patient_id = str(image.resolve()), synthetic_patient_id(image)
     written = 0
     with exclusive(out):
@@ -55,28 +50,11 @@ def dicomize_volume(image: Path, out: Path, *, mask: Path | None = None, descrip
                                 f"{row['source']}; one volume per --out")
         folder = out / SERIES
         if folder.exists():
-            files = sorted(folder.glob("slice*.dcm"))
-            if len(files) != len(volume):
-                raise DicomizeError(f"{folder}: expected {len(volume)} slice files, found {len(files)}; remove it "
-                                    "and run again")
-            if row is None:  # written, then the run stopped before its row: take the UIDs from the file
-                uids = header_uids(files[0])
-                if uids["patient_id"] != patient_id:
-                    raise DicomizeError(f"{folder}: expected the series of {source} ({patient_id}), found one of "
-                                        f"{uids['patient_id']}; choose another --out")
-                mapping.append(_row(source, uids["study_instance_uid"], uids["series_instance_uid"], uids,
-                                    len(volume)))
+            _adopt_written(folder, row, len(volume), source, patient_id, mapping)
         else:
             ids = StudyIds.fresh(patient_id) if row is None else StudyIds(
                 patient_id, f"Synthetic^{patient_id}", row["study_instance_uid"], row["series_instance_uid"])
-            partial = fresh_partial(out, SERIES)
-            try:
-                write_volume_series(volume, affine, partial, ids, series_description=description,
-                                    transfer_syntax=transfer_syntax,
-                                    instance_uids=instance_uids(ids.series_uid, len(volume)))
-            except ValueError as error:  # the writer's refusals (a grid DICOM cannot express, a bad description)
-                raise DicomizeError(f"{image}: {error}") from None
-            os.rename(partial, folder)
+            _write_series(image, volume, affine, out, ids, description, transfer_syntax)
             if row is None:
                 mapping.append(_row(source, ids.study_uid, ids.series_uid, {"patient_id": patient_id}, len(volume)))
             written = 1
@@ -84,6 +62,40 @@ def dicomize_volume(image: Path, out: Path, *, mask: Path | None = None, descrip
         if lesion is not None:
             write_json(out / LESION, lesion)
     return Summary(written, 1 - written, time.monotonic() - started, out)
+
+
+def _lesion(image: Path, mask: Path, shape: tuple[int, ...], affine) -> dict:
+    labels, mask_affine = _read(mask, read_mask)
+    check_same_grid(shape, affine, labels.shape, mask_affine, image, mask)
+    return {"source": str(image.resolve()), "mask": str(mask.resolve()), "folder": SERIES,
+            **lesion_summary(labels, affine)}
+
+
+def _adopt_written(folder: Path, row: dict | None, slices: int, source: str, patient_id: str,
+                   mapping: MappingFile) -> None:
+    """A series folder already there: complete, and recorded (or recordable from its own UIDs)."""
+    files = sorted(folder.glob("slice*.dcm"))
+    if len(files) != slices:
+        raise DicomizeError(f"{folder}: expected {slices} slice files, found {len(files)}; remove it "
+                            "and run again")
+    if row is None:  # written, then the run stopped before its row: take the UIDs from the file
+        uids = header_uids(files[0])
+        if uids["patient_id"] != patient_id:
+            raise DicomizeError(f"{folder}: expected the series of {source} ({patient_id}), found one of "
+                                f"{uids['patient_id']}; choose another --out")
+        mapping.append(_row(source, uids["study_instance_uid"], uids["series_instance_uid"], uids, slices))
+
+
+def _write_series(image: Path, volume, affine, out: Path, ids: StudyIds, description: str,
+                  transfer_syntax: str) -> None:
+    """Write into a fresh partial folder and rename it into place: a stopped run leaves no half series."""
+    partial = fresh_partial(out, SERIES)
+    try:
+        write_volume_series(volume, affine, partial, ids, series_description=description,
+                            transfer_syntax=transfer_syntax, instance_uids=instance_uids(ids.series_uid, len(volume)))
+    except ValueError as error:  # the writer's refusals (a grid DICOM cannot express, a bad description)
+        raise DicomizeError(f"{image}: {error}") from None
+    os.rename(partial, out / SERIES)
 
 
 def synthetic_patient_id(image: Path) -> str:
