@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from services.bench.query import TYPES, command, payloads
+from services.bench.query import command
+from services.bench.query_archive import TYPES, payloads
 from services.bench.query_load import GOAL_P95_MS, GOAL_QPS
 
 pytestmark = pytest.mark.integration
