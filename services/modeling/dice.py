@@ -19,7 +19,8 @@ from services.modeling.settings import ModelSettings
 from shared.config.startup import settings_or_exit
 from shared.model import checkpoint
 from shared.model.device import pick_device
-from shared.model.dice_report import dice_breakdown, tumour_probabilities
+from shared.model.dice_report import dice_breakdown
+from shared.model.inference import tumour_probabilities
 from shared.model.figshare import load_figshare
 from shared.model.mask_rule import MaskRule
 

@@ -7,25 +7,11 @@ removes) from what every model gets wrong alike."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from shared.model.inference import forward
-from shared.model.mask_rule import MaskRule
-from shared.model.network import PisovNet
 from shared.model.retrieval import dice_scores
 from shared.model.tasks import TUMOR_TYPES
 
 FAILED_BELOW = 0.1
-
-
-@torch.no_grad()
-def tumour_probabilities(model: PisovNet, images: np.ndarray, device: torch.device, rule: MaskRule,
-                         batch_size: int = 64) -> np.ndarray:
-    """(N, H, W) tumour probability of prepared 2D images, with the rule's flip averaging."""
-    model.eval()
-    parts = [forward(model, images[s:s + batch_size], device, rule=rule)[1].cpu().numpy()
-             for s in range(0, len(images), batch_size)]
-    return np.concatenate(parts) if parts else np.zeros((0, *images.shape[1:]), np.float32)
 
 
 def _summary(predicted: np.ndarray, expert: np.ndarray) -> dict:

@@ -68,6 +68,16 @@ def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: boo
 
 
 @torch.no_grad()
+def tumour_probabilities(model: PisovNet, images: np.ndarray, device: torch.device, rule: MaskRule,
+                         batch_size: int = 64) -> np.ndarray:
+    """(N, H, W) tumour probability of prepared 2D images, with the rule's flip averaging."""
+    model.eval()
+    parts = [forward(model, images[s:s + batch_size], device, rule=rule)[1].cpu().numpy()
+             for s in range(0, len(images), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, *images.shape[1:]), np.float32)
+
+
+@torch.no_grad()
 def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None, device: torch.device,
             batch_size: int = 64, bf16: bool = True, rule: MaskRule | None = None) -> Predictions:
     """Masks and automatic boxes by `rule` (default: the model's own, from its card)."""

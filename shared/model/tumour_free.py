@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from shared.model.inference import forward, largest_component_box
+from shared.model.inference import largest_component_box, tumour_probabilities
 from shared.model.mask_rule import MaskRule
 from shared.model.network import PisovNet
 from shared.model.series_inference import ModelGrid, model_grid, prepare_slices
@@ -63,9 +63,7 @@ def slices_with_a_finding(model: PisovNet, volume: CheckVolume, rule: MaskRule, 
 
 def _probability(model: PisovNet, volume: CheckVolume, rule: MaskRule, device: torch.device) -> np.ndarray:
     h, w = volume.grid.shape
-    parts = [forward(model, volume.prepared[start:start + 16], device, rule=rule)[1].cpu().numpy()[:, :h, :w]
-             for start in range(0, len(volume.prepared), 16)]
-    return np.concatenate(parts)
+    return tumour_probabilities(model, volume.prepared, device, rule, batch_size=16)[:, :h, :w]
 
 
 def _findings(probability: np.ndarray, threshold: float, grid: ModelGrid) -> np.ndarray:
