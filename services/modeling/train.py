@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=defaults.noise, help="augmentation: largest noise sd (0 = off)")
     p.add_argument("--negatives", type=float, default=defaults.negatives,
                    help="share of each batch replaced by anatomy-free images with an empty mask (0 = none)")
+    p.add_argument("--healthy-mirrors", type=float, default=defaults.healthy_mirrors,
+                   help="share of each batch made tumour-free by mirroring a slice's healthy half over its "
+                        "tumour (coronal and axial slices with a one-sided tumour; 0 = none)")
     p.add_argument("--seg-weight", type=float, default=defaults.seg_weight, help="weight of the mask loss")
     p.add_argument("--mask-type-weights", default="",
                    help="mask-loss weight per tumour type, meningioma,glioma,pituitary (e.g. 1,2,1; default all 1)")
@@ -85,7 +88,8 @@ def command(argv: list[str]) -> int:
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          metric_weight=args.metric_weight, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
-                         negatives=args.negatives, seg_weight=args.seg_weight, seed=args.seed,
+                         negatives=args.negatives, healthy_mirrors=args.healthy_mirrors,
+                         seg_weight=args.seg_weight, seed=args.seed,
                          mask_type_weights=parse_list(args.mask_type_weights, float, "--mask-type-weights",
                                                      "numbers like 1,2,1"),
                          test_fold=args.test_fold, train_folds=parse_list(args.train_folds, int, "--train-folds",

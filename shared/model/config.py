@@ -26,6 +26,7 @@ class TrainConfig:
     bias_field: float = 0.0         # smooth intensity shading in augmentation (peak log-gain); 0 = off
     noise: float = 0.0              # Gaussian noise in augmentation (largest sd); 0 = off
     negatives: float = 0.0          # share of each batch replaced by anatomy-free images (empty mask)
+    healthy_mirrors: float = 0.0    # share of each batch made tumour-free by mirroring the healthy half
     seg_weight: float = 1.0         # weight of the mask loss against the task losses
     mask_type_weights: tuple[float, ...] = ()  # mask-loss weight per tumour type (TUMOR_TYPES order); () = all 1
     seed: int = 0
@@ -46,6 +47,9 @@ class TrainConfig:
                              f"({', '.join(TUMOR_TYPES)}), found {list(self.mask_type_weights)}")
         if not 0 <= self.negatives < 0.5:
             raise ValueError(f"negatives: expected a share of the batch in [0, 0.5), found {self.negatives}")
+        if not 0 <= self.healthy_mirrors or self.negatives + self.healthy_mirrors >= 0.5:
+            raise ValueError(f"healthy mirrors: expected a share of the batch that leaves, with the negatives "
+                             f"({self.negatives}), over half of it with tumours; found {self.healthy_mirrors}")
 
     @property
     def folds(self) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ from shared.model.batch import boxes_from_masks, derived_batch_labels
 from shared.model.config import TrainConfig
 from shared.model.device import autocast, seed_everything
 from shared.model.figshare import Slices
+from shared.model.healthy_mirror import mirror_healthy_halves
 from shared.model.negatives import anatomy_free
 from shared.model.losses import mask_loss, supervised_contrastive, task_loss
 from shared.model.steps import optimisation_step
@@ -36,10 +37,13 @@ def schedule(step: int, total: int, warmup: int) -> float:
 def make_batch(data: Slices, index: np.ndarray, config: TrainConfig, generator: torch.Generator) -> dict:
     images = torch.from_numpy(data.images[index])[:, None]
     masks = torch.from_numpy(data.masks[index])[:, None].float()
+    negatives = round(config.negatives * len(index))
+    mirrors = round(config.healthy_mirrors * len(index))
+    if mirrors:  # before augmentation, so the mirrored brain is rotated and shaded like any other
+        mirror_healthy_halves(images[: len(index) - negatives], masks[: len(index) - negatives], mirrors)
     if config.augment:
         augmentation = Augmentation(bias_field=config.bias_field, noise=config.noise)
         images, masks = augment_batch(images, masks, augmentation, generator)
-    negatives = round(config.negatives * len(index))
     if negatives:  # the last samples become anatomy-free frames: empty mask, every label MISSING
         images[-negatives:] = anatomy_free(negatives, images.shape[-1], generator)
         masks[-negatives:] = 0
