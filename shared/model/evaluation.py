@@ -14,6 +14,7 @@ from shared.model.inference import Predictions, predict
 from shared.model.network import PisovNet
 from shared.model.retrieval import dice_scores, distance_size_spearman, knn_accuracy, map_and_p10
 from shared.model.tasks import CLASSIFICATION_TASKS, TUMOR_TYPES, mask_box
+from shared.model.tumour_free import mirrored_slice_findings
 
 
 def expert_boxes(masks: np.ndarray) -> np.ndarray:
@@ -45,6 +46,7 @@ def evaluate(model: PisovNet, data: Slices, test_fold: int, device: torch.device
     result["dice_by_type"] = {name: round(float(dice[test.types == i].mean()), 4)
                               for i, name in enumerate(TUMOR_TYPES) if (test.types == i).any()}
     result.update(_criteria(pred_q, pred_d, test, base))
+    result["mirrored_tumour_free"] = mirrored_slice_findings(model, test, device)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 

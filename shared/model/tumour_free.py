@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from shared.model.figshare import Slices
+from shared.model.healthy_mirror import mirror_healthy_halves
 from shared.model.inference import largest_component_box, tumour_probabilities
 from shared.model.mask_rule import MaskRule
 from shared.model.network import PisovNet
@@ -84,3 +86,18 @@ def score_volumes(model: PisovNet, volumes: list[CheckVolume], rules: list[MaskR
                      "lesion_slices": int(sum(v.lesion.sum() for v in volumes)),
                      "lesion_slices_found": int(sum((f & v.lesion).sum() for f, v in zip(found, volumes)))})
     return rows
+
+
+def mirrored_slice_findings(model: PisovNet, test: Slices, device: torch.device) -> dict:
+    """The figshare test slices made tumour-free by mirroring their healthy half (healthy_mirror.py), run
+    with the model's own rule: on how many it finds a component of at least MIN_AREA_MM2. The benchmark
+    has no tumour-free brain of its own; these are unseen patients' brains with the tumour taken out."""
+    images = torch.from_numpy(test.images)[:, None].clone()
+    masks = torch.from_numpy(test.masks)[:, None].float()
+    mirrored = mirror_healthy_halves(images, masks, len(images)).numpy()
+    rule = model.mask_rule
+    probability = tumour_probabilities(model, images[torch.from_numpy(mirrored)][:, 0].numpy(), device, rule)
+    found = [largest_component_box(p > rule.threshold, math.ceil(MIN_AREA_MM2 / spacing ** 2)) is not None
+             for p, spacing in zip(probability, test.spacing_mm[mirrored])]
+    return {"slices": int(mirrored.sum()), "with_finding": int(sum(found)),
+            "share": round(sum(found) / max(1, int(mirrored.sum())), 4)}

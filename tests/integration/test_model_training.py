@@ -61,6 +61,8 @@ def test_evaluate_reports_every_figure(tiny_data, tmp_path):
         assert 0 <= abs(result[key]) <= 1, key
     assert len(result["knn_accuracy"]["type"]) == 50
     assert set(result["dice_by_type"]) <= {"meningioma", "glioma", "pituitary"} and result["dice_by_type"]
+    mirrored = result["mirrored_tumour_free"]
+    assert mirrored["slices"] > 0 and 0 <= mirrored["with_finding"] <= mirrored["slices"], mirrored
 
 
 def test_calibration_scores_every_rule_on_the_validation_fold_only(tiny_data, tmp_path):

@@ -80,3 +80,24 @@ def test_a_batch_with_healthy_mirrors_carries_no_labels_for_them():
 def test_mirrors_and_negatives_must_leave_most_of_the_batch_with_tumours():
     with pytest.raises(ValueError, match=r"healthy mirrors: expected .* found 0\.3"):
         TrainConfig(negatives=0.25, healthy_mirrors=0.3)
+
+
+def _slices(n: int) -> Slices:
+    images, masks = _brain(n, tumour_x=14)
+    masks[1] = 0
+    masks[1, 0, 28:34, 28:36] = 1  # a tumour on the midline: this slice cannot be mirrored
+    return Slices(ids=np.arange(n), images=images[:, 0].numpy(), masks=masks[:, 0].numpy() > 0.5,
+                  types=np.ones(n, int), folds=np.full(n, 5), spacing_mm=np.full(n, 2.0))
+
+
+@pytest.mark.parametrize("bias, expected", [(20.0, 3), (-20.0, 0)])
+def test_mirrored_findings_count_what_the_rule_finds_on_the_mirrored_slices(bias, expected):
+    from shared.model.checkpoint import build_model
+    from shared.model.tumour_free import mirrored_slice_findings
+
+    model = build_model(TrainConfig(channels=8, blocks=1, size=SIZE))
+    with torch.no_grad():  # a mask head that calls every pixel tumour (or none)
+        model.seg_head.logit.weight.zero_()
+        model.seg_head.logit.bias.fill_(bias)
+    result = mirrored_slice_findings(model, _slices(4), torch.device("cpu"))
+    assert result == {"slices": 3, "with_finding": expected, "share": round(expected / 3, 4)}
