@@ -43,6 +43,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metric-weight", type=float, default=defaults.metric_weight,
                    help="weight of the supervised-contrastive term (0 = off)")
     p.add_argument("--projection", type=int, default=0, help="learned projection size (0 = raw RoiPool)")
+    _training_data_arguments(p, defaults)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
+    return p
+
+
+def _training_data_arguments(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """What the network is shown and how the mask loss weighs it: augmentation, extra tumour-free
+    images, loss weights."""
     p.add_argument("--no-augment", action="store_true", help="train without augmentation (ablation)")
     p.add_argument("--bias-field", type=float, default=defaults.bias_field,
                    help="augmentation: smooth intensity shading, peak log-gain (0 = off)")
@@ -55,9 +64,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seg-weight", type=float, default=defaults.seg_weight, help="weight of the mask loss")
     p.add_argument("--mask-type-weights", default="",
                    help="mask-loss weight per tumour type, meningioma,glioma,pituitary (e.g. 1,2,1; default all 1)")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
-    return p
 
 
 def parse_list(text: str, convert, flag: str, expected: str) -> tuple:
