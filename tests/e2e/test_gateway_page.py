@@ -11,7 +11,7 @@ Chromium (Debian's /usr/bin/chromium, headless) is driven two ways, with no Pyth
   filters, pressing Open, typing an API key, going back.
 A screenshot at 1280x900 is kept as an artefact in var/test-artifacts/gateway-page.png (var/ is git-ignored).
 The system (tests/support/page_gateway.py, fixtures in tests/e2e/conftest.py) starts its own Redis, and the index
-is built once per session; the interactive tests are in test_gateway_page_browser.py.
+is built once per test module; the interactive tests are in test_gateway_page_browser.py.
 """
 
 from __future__ import annotations
