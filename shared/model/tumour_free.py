@@ -94,10 +94,10 @@ def mirrored_slice_findings(model: PisovNet, test: Slices, device: torch.device)
     has no tumour-free brain of its own; these are unseen patients' brains with the tumour taken out."""
     images = torch.from_numpy(test.images)[:, None].clone()
     masks = torch.from_numpy(test.masks)[:, None].float()
-    mirrored = mirror_healthy_halves(images, masks, len(images)).numpy()
+    mirrored = mirror_healthy_halves(images, masks, len(images))
     rule = model.mask_rule
-    probability = tumour_probabilities(model, images[torch.from_numpy(mirrored)][:, 0].numpy(), device, rule)
-    found = [largest_component_box(p > rule.threshold, math.ceil(MIN_AREA_MM2 / spacing ** 2)) is not None
-             for p, spacing in zip(probability, test.spacing_mm[mirrored])]
-    return {"slices": int(mirrored.sum()), "with_finding": int(sum(found)),
-            "share": round(sum(found) / max(1, int(mirrored.sum())), 4)}
+    probability = tumour_probabilities(model, images[mirrored][:, 0].numpy(), device, rule)
+    found = sum(largest_component_box(p > rule.threshold, math.ceil(MIN_AREA_MM2 / spacing ** 2)) is not None
+                for p, spacing in zip(probability, test.spacing_mm[mirrored.numpy()]))
+    slices = int(mirrored.sum())
+    return {"slices": slices, "with_finding": found, "share": round(found / max(1, slices), 4)}
