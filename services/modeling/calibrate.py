@@ -32,6 +32,9 @@ def parser() -> argparse.ArgumentParser:
                    help="`shared` (the labelled volumes of the data folder) or a labels CSV (docs/model-3d.md): "
                         "also count, with the --apply-to model (else the chooser), the tumour-free slices where "
                         "each rule finds a tumour (reported, not used to choose)")
+    p.add_argument("--max-mirrored-share", type=float, default=None,
+                   help="choose only among rules that find a tumour on at most this share (0-1) of the "
+                        "validation fold's mirrored tumour-free slices (default: no cap)")
     p.add_argument("--data", type=Path, default=None, help="figshare folder (default: TUMORSEARCH_DATA_DIR's)")
     p.add_argument("--json", type=Path, default=None, help="write the scores here (else stdout)")
     return p
@@ -63,19 +66,33 @@ def command(argv: list[str]) -> int:
                   for image, mask in volume_pairs(args.volumes, settings.root)]
         for row, extra in zip(rows, score_volumes(scorer, checks, rules, device)):
             row.update(extra)
-    best = best_rule(rows)
+    try:
+        best = best_rule(rows, args.max_mirrored_share)
+    except ValueError as error:
+        print(f"tumorsearch calibrate: {error}")
+        return 2
     chosen_by = {"checkpoint": card["model_version"], "train_folds": card["train_folds"], "fold": args.fold,
-                 "criterion": "highest map_auto_box, then dice", "scores": best, "code_version": code_version()}
+                 "criterion": _criterion(args.max_mirrored_share), "scores": best, "code_version": code_version()}
     result = {"rules": rows, "chosen": {"threshold": best["threshold"], "flip_average": best["flip_average"]},
               "chosen_by": chosen_by}
     if args.apply_to:
         target["mask_rule"] = {**result["chosen"], "chosen_by": chosen_by}
         checkpoint.write_json_atomically(args.apply_to / checkpoint.CARD, target)
     write_json(args.json, result)
-    for row in rows:
-        print(f"threshold {row['threshold']:g} flip {row['flip_average']!s:5}: map_auto {row['map_auto_box']:.4f} "
-              f"found {row['auto_box_found']:.3f} dice {row['dice']:.4f}" + (
-                  f" | false-positive slices {row['false_positive_slices']}/{row['tumour_free_slices']}, lesion "
-                  f"slices found {row['lesion_slices_found']}/{row['lesion_slices']}" if args.volumes else ""))
+    _print_rows(rows, bool(args.volumes))
     print(f"chosen: {result['chosen']}" + (f", written to {args.apply_to}" if args.apply_to else ""))
     return 0
+
+
+def _criterion(max_mirrored_share: float | None) -> str:
+    cap = "" if max_mirrored_share is None else f" among rules with mirrored_share <= {max_mirrored_share:g}"
+    return f"highest map_auto_box, then dice{cap}"
+
+
+def _print_rows(rows: list[dict], with_volumes: bool) -> None:
+    for row in rows:
+        print(f"threshold {row['threshold']:g} flip {row['flip_average']!s:5}: map_auto {row['map_auto_box']:.4f} "
+              f"found {row['auto_box_found']:.3f} dice {row['dice']:.4f} mirrored findings "
+              f"{row['mirrored_with_finding']}/{row['mirrored_slices']}" + (
+                  f" | false-positive slices {row['false_positive_slices']}/{row['tumour_free_slices']}, lesion "
+                  f"slices found {row['lesion_slices_found']}/{row['lesion_slices']}" if with_volumes else ""))

@@ -88,16 +88,32 @@ def score_volumes(model: PisovNet, volumes: list[CheckVolume], rules: list[MaskR
     return rows
 
 
-def mirrored_slice_findings(model: PisovNet, test: Slices, device: torch.device) -> dict:
-    """The figshare test slices made tumour-free by mirroring their healthy half (healthy_mirror.py), run
-    with the model's own rule: on how many it finds a component of at least MIN_AREA_MM2. The benchmark
-    has no tumour-free brain of its own; these are unseen patients' brains with the tumour taken out."""
+def mirrored_tumour_free(test: Slices) -> tuple[np.ndarray, np.ndarray]:
+    """(images (M, H, W), spacing (M,)) of the test slices that can be made tumour-free by mirroring their
+    healthy half over the tumour (healthy_mirror.py): unseen patients' brains with the tumour taken out."""
     images = torch.from_numpy(test.images)[:, None].clone()
     masks = torch.from_numpy(test.masks)[:, None].float()
     mirrored = mirror_healthy_halves(images, masks, len(images))
-    rule = model.mask_rule
-    probability = tumour_probabilities(model, images[mirrored][:, 0].numpy(), device, rule)
-    found = sum(largest_component_box(p > rule.threshold, math.ceil(MIN_AREA_MM2 / spacing ** 2)) is not None
-                for p, spacing in zip(probability, test.spacing_mm[mirrored.numpy()]))
-    slices = int(mirrored.sum())
-    return {"slices": slices, "with_finding": found, "share": round(found / max(1, slices), 4)}
+    return images[mirrored][:, 0].numpy(), test.spacing_mm[mirrored.numpy()]
+
+
+def score_mirrored(model: PisovNet, test: Slices, rules: list[MaskRule], device: torch.device) -> list[dict]:
+    """Per rule: on how many mirrored tumour-free slices it finds a component of at least MIN_AREA_MM2."""
+    images, spacing = mirrored_tumour_free(test)
+    # The network runs once per flip setting; the thresholds only cut its probabilities.
+    probabilities = {flip: tumour_probabilities(model, images, device, MaskRule(flip_average=flip))
+                     for flip in {r.flip_average for r in rules}}
+    rows = []
+    for rule in rules:
+        found = sum(largest_component_box(p > rule.threshold, math.ceil(MIN_AREA_MM2 / s ** 2)) is not None
+                    for p, s in zip(probabilities[rule.flip_average], spacing))
+        rows.append({"mirrored_slices": len(images), "mirrored_with_finding": int(found),
+                     "mirrored_share": round(found / max(1, len(images)), 4)})
+    return rows
+
+
+def mirrored_slice_findings(model: PisovNet, test: Slices, device: torch.device) -> dict:
+    """`score_mirrored` with the model's own rule, as `tumorsearch evaluate` reports it."""
+    row = score_mirrored(model, test, [model.mask_rule], device)[0]
+    return {"slices": row["mirrored_slices"], "with_finding": row["mirrored_with_finding"],
+            "share": row["mirrored_share"]}

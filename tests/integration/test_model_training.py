@@ -78,6 +78,9 @@ def test_calibration_scores_every_rule_on_the_validation_fold_only(tiny_data, tm
         found = [r["auto_box_found"] for r in rows if r["flip_average"] == flip]  # thresholds 0.5 .. 0.2
         assert found == sorted(found), "a lower threshold never finds fewer tumours"
     assert all(0 <= r["map_auto_box"] <= 1 and 0 <= r["dice"] <= 1 for r in rows)
+    for flip in (False, True):  # the mirrored tumour-free slices of fold 4: a lower threshold never finds less
+        findings = [r["mirrored_with_finding"] for r in rows if r["flip_average"] == flip]
+        assert findings == sorted(findings) and rows[0]["mirrored_slices"] > 0, rows
     with pytest.raises(ValueError, match="outside the database folds"):
         score_rules(model, tiny_data, 3, card["train_folds"], torch.device("cpu"), rule_grid())
 

@@ -78,6 +78,17 @@ def test_the_best_rule_has_the_highest_automatic_map_then_dice_then_is_plainer()
     assert best_rule(rows) == rows[3]
 
 
+def test_a_cap_on_mirrored_findings_chooses_the_best_rule_under_it():
+    rows = [{"threshold": 0.5, "flip_average": False, "map_auto_box": 0.90, "dice": 0.70, "mirrored_share": 0.10},
+            {"threshold": 0.3, "flip_average": False, "map_auto_box": 0.91, "dice": 0.70, "mirrored_share": 0.15},
+            {"threshold": 0.2, "flip_average": True, "map_auto_box": 0.93, "dice": 0.72, "mirrored_share": 0.30}]
+    assert best_rule(rows) == rows[2]
+    assert best_rule(rows, max_mirrored_share=0.2) == rows[1]
+    assert best_rule(rows, max_mirrored_share=0.1) == rows[0]
+    with pytest.raises(ValueError, match=r"at most 5.0% of the mirrored .* \(the lowest is 10.0%\)"):
+        best_rule(rows, max_mirrored_share=0.05)
+
+
 def test_the_rule_cannot_be_chosen_with_the_targets_test_fold():
     chooser = {"train_folds": [1, 2, 3]}
     check_independence(chooser, 4, {"test_fold": 5})
