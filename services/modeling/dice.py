@@ -2,7 +2,7 @@
 the average of their probabilities (docs/model-experiments.md).
 
     tumorsearch dice --checkpoint A [--checkpoint B ...] [--test-fold 5] [--mask-rule card|plain]
-                     [--ensemble-threshold 0.5] [--json OUT]
+                     [--ensemble-threshold 0.5] [--largest-component] [--json OUT]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from shared.config.startup import settings_or_exit
 from shared.model import checkpoint
 from shared.model.device import pick_device
 from shared.model.dice_report import dice_breakdown
-from shared.model.inference import tumour_probabilities
+from shared.model.inference import largest_component, tumour_probabilities
 from shared.model.figshare import load_figshare
 from shared.model.mask_rule import MaskRule
 
@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
                    help="card: each checkpoint's own rule; plain: p > 0.5, no flip")
     p.add_argument("--ensemble-threshold", type=float, default=0.5,
                    help="threshold of the averaged probability (with two or more checkpoints)")
+    p.add_argument("--largest-component", action="store_true",
+                   help="keep each image's largest predicted component only (the tumour the automatic box "
+                        "is drawn around; every figshare slice holds one tumour)")
     p.add_argument("--json", type=Path, default=None, help="write the breakdown here (else stdout)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
     return p
@@ -53,7 +56,9 @@ def command(argv: list[str]) -> int:
         if fold in card["train_folds"]:
             print(f"warning: {path} was trained on fold {fold}; its figures are not a test result")
     test = load_figshare(args.data or settings.figshare_dir, sizes.pop(), limit=args.limit).folds_in([fold])
-    report = {"test_fold": fold, "images": len(test), "models": [], "ensemble": None}
+    report = {"test_fold": fold, "images": len(test), "largest_component": args.largest_component,
+              "models": [], "ensemble": None}
+    shape = _largest_components if args.largest_component else (lambda masks: masks)
     probabilities = []
     for path, (model, card) in tqdm(list(zip(args.checkpoint, loaded)), desc="checkpoints", unit="model"):
         rule = MaskRule() if args.mask_rule == "plain" else model.mask_rule
@@ -61,14 +66,18 @@ def command(argv: list[str]) -> int:
         probabilities.append(probability)
         report["models"].append({"checkpoint": str(path), "model_version": card["model_version"],
                                  "mask_rule": rule.to_json()}
-                                | dice_breakdown(probability > rule.threshold, test.masks, test.types))
+                                | dice_breakdown(shape(probability > rule.threshold), test.masks, test.types))
     if len(probabilities) > 1:
         mean = np.mean(probabilities, axis=0)
         report["ensemble"] = {"threshold": args.ensemble_threshold} | dice_breakdown(
-            mean > args.ensemble_threshold, test.masks, test.types)
+            shape(mean > args.ensemble_threshold), test.masks, test.types)
     write_json(args.json, report)
     _print_table(report)
     return 0
+
+
+def _largest_components(masks: np.ndarray) -> np.ndarray:
+    return np.array([largest_component(m) for m in masks]).reshape(masks.shape)
 
 
 def _print_table(report: dict) -> None:

@@ -41,6 +41,16 @@ def largest_component_box(mask: np.ndarray, min_pixels: int = 1) -> tuple[int, .
     return tuple(s.start for s in slices) + tuple(s.stop for s in slices)
 
 
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The mask's largest connected component alone (all False when the mask is empty): the tumour the
+    automatic box is drawn around."""
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return mask.astype(bool)
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    return labels == int(np.argmax(sizes)) + 1
+
+
 def tumour_probability(model: PisovNet, x: torch.Tensor, features: tuple[torch.Tensor, ...],
                        flip_average: bool) -> torch.Tensor:
     """Mask probability (N, 1, *spatial) in fp32 of input `x` whose features are given; with flip averaging

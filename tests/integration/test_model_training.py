@@ -108,3 +108,7 @@ def test_dice_command_breaks_down_each_checkpoint_and_their_average(tiny_data, d
         assert 0 <= row["all"]["dice"] <= 1 and 0 <= row["all"]["dice_pooled"] <= 1
         assert sum(t["images"] for t in row["by_type"].values()) == 59
     assert "average of all" in capsys.readouterr().out
+    assert command(["--checkpoint", str(tmp_path / "m0"), "--data", str(data_dir / "figshare-cetumor"), "--limit",
+                    "300", "--largest-component", "--json", str(out)]) == 0
+    largest = json.loads(out.read_text())
+    assert largest["largest_component"] and largest["models"][0]["all"]["images"] == 59

@@ -19,3 +19,15 @@ def test_an_image_below_the_threshold_takes_the_region_around_its_most_likely_pi
     assert tuple(forced[0]) == tuple(auto[0]) == (2, 3, 6, 9)
     assert tuple(auto[1]) == (-1,) * 4 and tuple(forced[1]) == (10, 4, 13, 7)
     assert tuple(forced[2]) == (-1,) * 4, "an image with no probability anywhere stays without a box"
+
+
+def test_the_largest_component_alone_is_the_tumour_the_box_is_drawn_around():
+    from shared.model.inference import largest_component
+
+    mask = np.zeros((16, 16), bool)
+    mask[1:3, 1:3] = True                                # 4 px
+    mask[8:12, 6:11] = True                              # 20 px: the largest
+    kept = largest_component(mask)
+    assert kept.sum() == 20 and kept[8:12, 6:11].all() and not kept[1:3, 1:3].any()
+    assert largest_component_box(kept) == largest_component_box(mask) == (8, 6, 12, 11)
+    assert not largest_component(np.zeros((4, 4), bool)).any()
