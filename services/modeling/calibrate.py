@@ -32,12 +32,19 @@ def parser() -> argparse.ArgumentParser:
                    help="`shared` (the labelled volumes of the data folder) or a labels CSV (docs/model-3d.md): "
                         "also count, with the --apply-to model (else the chooser), the tumour-free slices where "
                         "each rule finds a tumour (reported, not used to choose)")
-    p.add_argument("--max-mirrored-share", type=float, default=None,
+    p.add_argument("--max-mirrored-share", type=_share, default=None,
                    help="choose only among rules that find a tumour on at most this share (0-1) of the "
                         "validation fold's mirrored tumour-free slices (default: no cap)")
     p.add_argument("--data", type=Path, default=None, help="figshare folder (default: TUMORSEARCH_DATA_DIR's)")
     p.add_argument("--json", type=Path, default=None, help="write the scores here (else stdout)")
     return p
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, found {text}")
+    return value
 
 
 def volume_pairs(choice: str, data_root: Path) -> list[tuple[Path, Path]]:
