@@ -29,18 +29,6 @@ class Predictions:
     probabilities: dict[str, np.ndarray]  # task -> (N, classes), from the expert boxes (or auto if none)
 
 
-def largest_component_box(mask: np.ndarray, min_pixels: int = 1) -> tuple[int, ...] | None:
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return None
-    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
-    best = int(np.argmax(sizes)) + 1
-    if sizes[best - 1] < min_pixels:
-        return None
-    slices = ndimage.find_objects((labels == best).astype(np.int32))[0]
-    return tuple(s.start for s in slices) + tuple(s.stop for s in slices)
-
-
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The mask's largest connected component alone (all False when the mask is empty): the tumour the
     automatic box is drawn around."""
@@ -49,6 +37,16 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
         return mask.astype(bool)
     sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
     return labels == int(np.argmax(sizes)) + 1
+
+
+def largest_component_box(mask: np.ndarray, min_pixels: int = 1) -> tuple[int, ...] | None:
+    """(starts..., stops...) of the largest component's bounding box; None when it has fewer than
+    `min_pixels` pixels (or the mask is empty)."""
+    component = largest_component(mask)
+    if component.sum() < max(min_pixels, 1):
+        return None
+    slices = ndimage.find_objects(component.astype(np.int32))[0]
+    return tuple(s.start for s in slices) + tuple(s.stop for s in slices)
 
 
 def tumour_probability(model: PisovNet, x: torch.Tensor, features: tuple[torch.Tensor, ...],

@@ -60,7 +60,7 @@ def load_check_volume(image: Path, mask: Path, spacing_mm: float) -> CheckVolume
 
 def slices_with_a_finding(model: PisovNet, volume: CheckVolume, rule: MaskRule, device: torch.device) -> np.ndarray:
     """(K,) bool: the rule finds a component of at least MIN_AREA_MM2 on the slice."""
-    return _findings(_probability(model, volume, rule, device), rule.threshold, volume.grid)
+    return _findings(_probability(model, volume, rule, device), rule.threshold, volume.grid.spacing_mm)
 
 
 def _probability(model: PisovNet, volume: CheckVolume, rule: MaskRule, device: torch.device) -> np.ndarray:
@@ -68,9 +68,12 @@ def _probability(model: PisovNet, volume: CheckVolume, rule: MaskRule, device: t
     return tumour_probabilities(model, volume.prepared, device, rule, batch_size=16)[:, :h, :w]
 
 
-def _findings(probability: np.ndarray, threshold: float, grid: ModelGrid) -> np.ndarray:
-    min_pixels = math.ceil(MIN_AREA_MM2 / grid.spacing_mm ** 2)
-    return np.array([largest_component_box(p > threshold, min_pixels) is not None for p in probability])
+def _findings(probability: np.ndarray, threshold: float, spacing_mm) -> np.ndarray:
+    """(K,) bool: a component of at least MIN_AREA_MM2 above `threshold` on each slice; `spacing_mm` is one
+    pixel spacing for all slices or one per slice."""
+    spacing = np.broadcast_to(np.asarray(spacing_mm, dtype=float), (len(probability),))
+    return np.array([largest_component_box(p > threshold, math.ceil(MIN_AREA_MM2 / s ** 2)) is not None
+                     for p, s in zip(probability, spacing)], dtype=bool)
 
 
 def score_volumes(model: PisovNet, volumes: list[CheckVolume], rules: list[MaskRule], device: torch.device
@@ -80,7 +83,8 @@ def score_volumes(model: PisovNet, volumes: list[CheckVolume], rules: list[MaskR
                      for i, v in enumerate(volumes) for flip in {r.flip_average for r in rules}}
     rows = []
     for rule in rules:
-        found = [_findings(probabilities[i, rule.flip_average], rule.threshold, v.grid) for i, v in enumerate(volumes)]
+        found = [_findings(probabilities[i, rule.flip_average], rule.threshold, v.grid.spacing_mm)
+                 for i, v in enumerate(volumes)]
         rows.append({"tumour_free_slices": int(sum(v.tumour_free.sum() for v in volumes)),
                      "false_positive_slices": int(sum((f & v.tumour_free).sum() for f, v in zip(found, volumes))),
                      "lesion_slices": int(sum(v.lesion.sum() for v in volumes)),
@@ -105,9 +109,8 @@ def score_mirrored(model: PisovNet, test: Slices, rules: list[MaskRule], device:
                      for flip in {r.flip_average for r in rules}}
     rows = []
     for rule in rules:
-        found = sum(largest_component_box(p > rule.threshold, math.ceil(MIN_AREA_MM2 / s ** 2)) is not None
-                    for p, s in zip(probabilities[rule.flip_average], spacing))
-        rows.append({"mirrored_slices": len(images), "mirrored_with_finding": int(found),
+        found = int(_findings(probabilities[rule.flip_average], rule.threshold, spacing).sum())
+        rows.append({"mirrored_slices": len(images), "mirrored_with_finding": found,
                      "mirrored_share": round(found / max(1, len(images)), 4)})
     return rows
 
