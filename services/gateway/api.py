@@ -11,6 +11,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from services.gateway.deps import GatewayDeps
 from services.gateway.query_params import SimilarQuery, parse_similar
+from services.gateway.ranking import Ranking, first_ranking_size, rank
 from services.gateway.tumor_views import point_view, tumor_view, why_matched
 from shared.contracts.study_status import StudyStatus
 from shared.contracts.uids import InvalidUid, validate_uid
@@ -101,8 +102,9 @@ def similar(point_id: str):
     query = parse_similar(request.args, deps().section.max_k)
     # The tumour and a first ranking in one round trip to the store (half the requests of retrieve + search).
     try:
-        point, hits = deps().store.point_and_neighbours(deps().collection, checked_point_id(point_id),
-                                                        _wanted(query), query.store_filter(None))
+        point, hits = deps().store.point_and_neighbours(
+            deps().collection, checked_point_id(point_id),
+            first_ranking_size(query, deps().section.query_expansion), query.store_filter(None))
     except CollectionMissing:
         point, hits = None, []
     if point is None:
@@ -112,32 +114,17 @@ def similar(point_id: str):
     return jsonify(body)
 
 
-SAME_PATIENT_MARGIN = 10  # extra hits fetched so the same patient's tumours can be dropped afterwards
-
-
-def _wanted(query: SimilarQuery) -> int:
-    return query.k + 1 + (SAME_PATIENT_MARGIN if query.exclude_same_patient else 0)
-
-
 def similar_to(vector, payload: dict | None, own_id: str | None, query: SimilarQuery,  # noqa: ANN001
                hits: list[Hit] | None = None) -> dict[str, Any]:
-    """The k most similar tumours passing the filters, without the query tumour itself (`hits`: a first
-    ranking of `_wanted(query)` already fetched with the query's filters).
-
-    The same patient is dropped from a slightly longer unfiltered ranking when it can be (a `must_not`
-    on the patient hash makes every search 3-4x slower in the engine); only when too few hits remain is
-    the search run again with the exclusion as a filter. Either way the ranking is the filtered one."""
+    """The k most similar tumours passing the filters, without the query tumour itself (services/gateway/
+    ranking.py; `hits`: a first ranking of `first_ranking_size` already fetched with the query's filters)."""
     patient = payload.get("patient_hash") if payload and query.exclude_same_patient else None
-    if hits is None:  # a region search: no patient of its own, so no margin to fetch
-        wanted = query.k + 1 + (SAME_PATIENT_MARGIN if patient else 0)
-        hits = deps().store.search(deps().collection, vector, wanted, query.store_filter(None))
-    else:
-        wanted = _wanted(query)
-    kept = [h for h in hits if h.id != own_id and (patient is None or h.payload.get("patient_hash") != patient)]
-    if len(kept) < query.k and len(hits) == wanted:
-        hits = deps().store.search(deps().collection, vector, query.k + 1, query.store_filter(patient))
-        kept = [h for h in hits if h.id != own_id]
+    try:
+        ranking = rank(deps().store, deps().collection, vector, query, own_id, patient,
+                       deps().section.query_expansion, hits)
+    except CollectionMissing:
+        ranking = Ranking([], 0)
     results = [{"similarity": round(h.score, 4), "tumor": tumor_view(h.id, h.payload),
-                "why": why_matched(payload, h.payload)} for h in kept[:query.k]]
+                "why": why_matched(payload, h.payload)} for h in ranking.hits]
     g.tumorsearch_results = results
-    return {"k": query.k, "filters": query.described(), "results": results}
+    return {"k": query.k, "filters": query.described(), "query_expansion": ranking.neighbours, "results": results}

@@ -26,6 +26,7 @@ SUMMARIES = {
     "train": "train the multitask tumour model on the figshare folds",
     "evaluate": "retrieval mAP, Dice and the paper's criteria of a checkpoint on a test fold",
     "calibrate": "choose a checkpoint's mask threshold and flip averaging on a fold its chooser never saw",
+    "expansion": "choose the similar-tumour query expansion on a fold its chooser never saw, over archive sizes",
     "dice": "where segmentation loses Dice on a test fold: by type, tumour size, failures; model averages",
     "project": "fit the closed-form embedding projection on a checkpoint's training folds",
     "validate": "the paper's validation (5-fold CV, embedding sizes, task ablation, robustness): docs/results/",

@@ -40,6 +40,8 @@ def command(argv: list[str]) -> int:
     result.update({"checkpoint": str(args.checkpoint), "model_version": card["model_version"],
                    "mask_rule": model.mask_rule.to_json()})
     write_json(args.json, result)
-    print(f"fold {fold}: mAP expert box {result['map_expert_box']:.4f}, auto box {result['map_auto_box']:.4f}, "
+    expanded = result["query_expansion"]
+    print(f"fold {fold}: mAP expert box {result['map_expert_box']:.4f}, auto box {result['map_auto_box']:.4f} "
+          f"(with query expansion {expanded['map_expert_box']:.4f}, {expanded['map_auto_box']:.4f}), "
           f"dice {result['dice']:.4f} ({result['seconds']} s)")
     return 0

@@ -82,6 +82,28 @@ def _dice_by_type(rows: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+EXPANDED = [("mAP expert box", "map_expert_box"), ("P@10 expert", "p10_expert_box"),
+            ("mAP auto box", "map_auto_box"), ("P@10 auto", "p10_auto_box")]
+
+
+def _expansion_table(rows: list[tuple[str, dict]]) -> list[str]:
+    """The same folds ranked as the gateway ranks: with query expansion (shared/vectorstore/expansion.py).
+    Evaluations made before expansion existed show a dash and stay out of the mean."""
+    done = [r["query_expansion"] for _, r in rows if "query_expansion" in r]
+    neighbours = sorted({e["neighbours"] for e in done})
+    lines = [f"With query expansion ({', '.join(map(str, neighbours)) or '?'} neighbours), the ranking the gateway "
+             "serves:", "", "| run | " + " | ".join(c for c, _ in EXPANDED) + " |", "|---|" + "---|" * len(EXPANDED)]
+    for label, result in rows:
+        expanded = result.get("query_expansion")
+        cells = [f"{expanded[k]:.4f}" if expanded else "—" for _, k in EXPANDED]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if len(done) > 1:
+        cells = [f"{statistics.mean(e[k] for e in done):.4f} ± {statistics.stdev(e[k] for e in done):.4f}"
+                 for _, k in EXPANDED]
+        lines.append(f"| **mean ± sd** ({len(done)} folds) | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(runs, results: dict, args, data, device: torch.device) -> None:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +116,7 @@ def write_report(runs, results: dict, args, data, device: torch.device) -> None:
         lines += [f"## {TITLES[group]}", ""] + _table(rows)
         if group == "cv" and len(rows) > 1:
             lines.append(_cv_summary([r for _, r in rows]))
-            lines += [""] + _dice_by_type(rows)
+            lines += [""] + _expansion_table(rows) + [""] + _dice_by_type(rows)
         if missing:
             lines += ["", f"Not run (yet): {', '.join(missing)}."]
         lines.append("")

@@ -15,6 +15,7 @@ from shared.model.network import PisovNet
 from shared.model.retrieval import dice_scores, distance_size_spearman, knn_accuracy, map_and_p10
 from shared.model.tasks import CLASSIFICATION_TASKS, TUMOR_TYPES, mask_box
 from shared.model.tumour_free import mirrored_slice_findings
+from shared.vectorstore.expansion import DEFAULT_NEIGHBOURS, expanded_queries
 
 
 def expert_boxes(masks: np.ndarray) -> np.ndarray:
@@ -37,6 +38,7 @@ def evaluate(model: PisovNet, data: Slices, test_fold: int, device: torch.device
     for kind in ("expert", "auto"):
         m, p, _ = map_and_p10(pred_q.embeddings[kind], test.types, pred_d.embeddings[kind], base.types)
         result[f"map_{kind}_box"], result[f"p10_{kind}_box"] = round(m, 4), round(p, 4)
+    result["query_expansion"] = _expanded(pred_q, pred_d, test, base)
     result["auto_box_found"] = round(float((pred_q.auto_boxes[:, 0] >= 0).mean()), 4)
     # Diagnostic only (inference.py): every image boxed, the most likely region where nothing passed 0.5.
     m, _, _ = map_and_p10(pred_q.embeddings["forced"], test.types, pred_d.embeddings["forced"], base.types)
@@ -48,6 +50,17 @@ def evaluate(model: PisovNet, data: Slices, test_fold: int, device: torch.device
     result.update(_criteria(pred_q, pred_d, test, base))
     result["mirrored_tumour_free"] = mirrored_slice_findings(model, test, device)
     result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _expanded(pred_q: Predictions, pred_d: Predictions, test: Slices, base: Slices,
+              neighbours: int = DEFAULT_NEIGHBOURS) -> dict:
+    """The same two rankings with average query expansion, as the gateway ranks (shared.vectorstore.expansion)."""
+    result: dict = {"neighbours": neighbours}
+    for kind in ("expert", "auto"):
+        queries = expanded_queries(pred_q.embeddings[kind], pred_d.embeddings[kind], neighbours)
+        m, p, _ = map_and_p10(queries, test.types, pred_d.embeddings[kind], base.types)
+        result[f"map_{kind}_box"], result[f"p10_{kind}_box"] = round(m, 4), round(p, 4)
     return result
 
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from shared.vectorstore.expansion import unit_rows as _unit
+
 KNN_MAX = 50
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
 
 
 def rankings(queries: np.ndarray, database: np.ndarray, limit: int | None = None) -> np.ndarray:

@@ -61,6 +61,9 @@ def test_evaluate_reports_every_figure(tiny_data, tmp_path):
         assert 0 <= abs(result[key]) <= 1, key
     assert len(result["knn_accuracy"]["type"]) == 50
     assert set(result["dice_by_type"]) <= {"meningioma", "glioma", "pituitary"} and result["dice_by_type"]
+    expanded = result["query_expansion"]
+    assert expanded["neighbours"] == 10 and all(0 <= expanded[k] <= 1 for k in (
+        "map_expert_box", "p10_expert_box", "map_auto_box", "p10_auto_box")), expanded
     mirrored = result["mirrored_tumour_free"]
     assert mirrored["slices"] > 0 and 0 <= mirrored["with_finding"] <= mirrored["slices"], mirrored
 

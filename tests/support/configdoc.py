@@ -27,7 +27,7 @@ PROGRAMS = {
     "gateway": GatewaySettings,
     "vectorstore": VectorHostSettings,
     "run": RunSettings,
-    "train/evaluate/validate/project/calibrate": ModelSettings,
+    "train/evaluate/validate/project/calibrate/expansion/dice": ModelSettings,
     "dicomize": DicomizeSettings,
     "demo": DemoSettings,
 }

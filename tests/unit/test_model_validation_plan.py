@@ -7,7 +7,7 @@ import pytest
 
 from services.modeling import validate
 from services.modeling.experiments import unique_runs, validation_runs
-from services.modeling.report import _dice_by_type
+from services.modeling.report import _dice_by_type, _expansion_table
 from services.modeling.validate import Recipe
 from shared.model import checkpoint
 from shared.model.config import TrainConfig
@@ -97,3 +97,14 @@ def test_report_says_which_rule_judged_the_runs_and_gives_dice_by_type():
     table = _dice_by_type(rows)
     assert table[2] == "| run | glioma | pituitary | automatic box found |"
     assert table[4] == "| test fold 1 | 0.5000 | 0.8000 | 97.0% |" and table[5] == "| test fold 2 | — | — | — |"
+
+
+def test_the_expansion_table_gives_each_fold_and_the_mean_of_those_evaluated_with_it():
+    expanded = [{"neighbours": 10, "map_expert_box": m, "p10_expert_box": 0.9, "map_auto_box": 0.8,
+                 "p10_auto_box": 0.7} for m in (0.96, 0.98)]
+    rows = [("test fold 1", {"query_expansion": expanded[0]}), ("test fold 2", {}),
+            ("test fold 3", {"query_expansion": expanded[1]})]
+    table = _expansion_table(rows)
+    assert table[0].startswith("With query expansion (10 neighbours)")
+    assert table[4] == "| test fold 1 | 0.9600 | 0.9000 | 0.8000 | 0.7000 |" and table[5].count("—") == 4
+    assert table[7].startswith("| **mean ± sd** (2 folds) | 0.9700 ± 0.0141 | 0.9000 ± 0.0000 |")
