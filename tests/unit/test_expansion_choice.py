@@ -36,3 +36,11 @@ def test_every_setting_is_scored_on_every_archive_size_with_the_whole_database_l
     assert len(rows) == 3 * (1 + 3 * 4) and all(0 <= r["map"] <= 1 for r in rows)
     plain = [r for r in rows if r["neighbours"] == 0 and r["archive"] == 59][0]
     assert plain["map"] > 0.8  # well-separated types: retrieval works before any expansion
+
+
+def test_the_command_refuses_a_fold_the_checkpoint_trained_on(capsys):
+    from services.modeling.expansion import command
+    from shared.model.checkpoint import SHIPPED
+
+    assert command(["--checkpoint", str(SHIPPED), "--fold", "4"]) == 2
+    assert "expected a fold the checkpoint never saw, found fold 4" in capsys.readouterr().out
