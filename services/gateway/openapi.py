@@ -38,9 +38,12 @@ TUMOR = {
     },
 }
 RESULTS = {
-    "type": "object", "required": ["k", "filters", "results", "query"],
+    "type": "object", "required": ["k", "filters", "query_expansion", "results", "query"],
     "properties": {
         "k": {"type": "integer"}, "filters": {"type": "object"}, "query": {"type": "object"},
+        "query_expansion": {"type": "integer", "minimum": 0,
+                            "description": "nearest tumours added to the query before the final ranking (0: the "
+                                           "tumour's own vector); similarity is the cosine to that vector"},
         "results": {"type": "array", "items": {"type": "object", "required": ["similarity", "tumor", "why"],
                                                "properties": {"similarity": {"type": "number"},
                                                               "tumor": {"$ref": "#/components/schemas/Tumor"},
