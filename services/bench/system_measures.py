@@ -46,10 +46,12 @@ def average_precision(ranked_types: list[str], query_type: str, relevant_total: 
 
 
 def system_rankings(gateway: Gateway, queries: dict[str, str | None], database_folds: Iterable[int],
-                    k: int) -> dict[str, list[str] | None]:
-    """Per query study: the database's study UIDs, most similar first (None = no tumour found)."""
+                    k: int) -> tuple[dict[str, list[str] | None], set[int]]:
+    """Per query study: the database's study UIDs, most similar first (None = no tumour found); and the
+    query expansions the gateway reported (neighbours used)."""
     folds = "".join(f"&fold={f}" for f in database_folds)
     ranked: dict[str, list[str] | None] = {}
+    expansions: set[int] = set()
     for study_uid, tumour in queries.items():
         if tumour is None:
             ranked[study_uid] = None
@@ -59,7 +61,8 @@ def system_rankings(gateway: Gateway, queries: dict[str, str | None], database_f
         if status != 200:
             raise RuntimeError(f"expected 200 from /similar, found {status}: {body}")
         ranked[study_uid] = [r["tumor"]["study_instance_uid"] for r in body["results"]]
-    return ranked
+        expansions.add(int(body["query_expansion"]))
+    return ranked, expansions
 
 
 def mean_ap(rankings: dict, query_type: dict, database_type: dict) -> tuple[float, float]:
@@ -78,16 +81,19 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
-def offline_rankings(figshare_root, query_ids: list[int], database_ids: list[int]
+def offline_rankings(figshare_root, query_ids: list[int], database_ids: list[int], expansion: int = 0
                      ) -> tuple[dict[int, list[int] | None], str]:
     """The same protocol offline: `shared.model.inference.predict` (what `tumorsearch evaluate` runs) on the
-    same images with the shipped checkpoint; per query image, database image ids most similar first."""
+    same images with the shipped checkpoint, ranked with the gateway's query expansion (`expansion`
+    neighbours, 0 = none; shared.vectorstore.expansion); per query image, database image ids most similar
+    first."""
     import torch
 
     from shared.model import checkpoint
     from shared.model.figshare import load_figshare
     from shared.model.inference import predict
     from shared.model.retrieval import rankings
+    from shared.vectorstore.expansion import expanded_queries
 
     model, card = checkpoint.load(checkpoint.SHIPPED)
     data = load_figshare(figshare_root, card["architecture"]["input_size"], progress=False)
@@ -95,6 +101,8 @@ def offline_rankings(figshare_root, query_ids: list[int], database_ids: list[int
     q = predict(model, queries.images, None, torch.device("cpu")).embeddings["auto"]
     d = predict(model, database.images, None, torch.device("cpu")).embeddings["auto"]
     keep = ~np.isnan(d).any(1)
+    if expansion:
+        q = expanded_queries(q, d[keep], expansion)
     order = rankings(np.nan_to_num(q), d[keep])
     kept_ids = database.ids[keep]
     result = {int(image): (None if np.isnan(q[i]).any() else [int(x) for x in kept_ids[order[i]]])
