@@ -169,12 +169,13 @@ def retrieval(gateway: Gateway, rows: list[dict[str, str]], test_fold: int, figs
     system, expansions = system_rankings(gateway, queries, folds, len(database) + 1)
     if len(expansions) > 1:
         raise RuntimeError(f"expected one query expansion for every query, found {sorted(expansions)}")
+    expansion = next(iter(expansions), 0)
     query_type = {uid: by_uid[uid]["label"] for uid in queries}
     map_system, p10_system = mean_ap(system, query_type, database)
     ids = {uid: int(row["image_id"]) for uid, row in by_uid.items()}
     offline, version = offline_rankings(figshare, [ids[u] for u in queries],
                                         [ids[u] for u, r in by_uid.items() if int(r["fold"]) != test_fold],
-                                        next(iter(expansions), 0))
+                                        expansion)
     uid_of = {image: uid for uid, image in ids.items()}
     offline_by_uid = {uid_of[q]: (None if r is None else [uid_of[i] for i in r]) for q, r in offline.items()}
     offline_database = {uid_of[i]: by_uid[uid_of[i]]["label"] for r in offline.values() if r for i in r}
@@ -184,5 +185,5 @@ def retrieval(gateway: Gateway, rows: list[dict[str, str]], test_fold: int, figs
             "map_system": map_system, "p10_system": p10_system, "map_offline": map_offline, "p10_offline": p10_offline,
             "map_difference": round(map_system - map_offline, 4), "rankings_equal": equal,
             "offline_database": len(offline_database), "model_version": version,
-            "query_expansion": next(iter(expansions), 0),
+            "query_expansion": expansion,
             "query_p50_ms": percentile(gateway.latencies_ms, 50), "query_p95_ms": percentile(gateway.latencies_ms, 95)}

@@ -1,5 +1,5 @@
 """How the gateway ranks the tumours most like a query vector: the query's filters, without the query
-tumour itself and (by default) without its patient, and with average query expansion
+tumour itself and (by default) without its patient, and with query expansion
 (shared/vectorstore/expansion.py): the final ranking uses the query's vector plus those of its
 `neighbours` nearest tumours in the first ranking, the ranking `tumorsearch evaluate` measures.
 

@@ -44,12 +44,13 @@ def _table(rows: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+def _mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+
 def _cv_summary(results: list[dict]) -> str:
-    cells = []
-    for _, key in COLUMNS:
-        values = [_value(r, key) for r in results]
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
-        cells.append(f"{statistics.mean(values):.4f} ± {sd:.4f}")
+    cells = [_mean_sd([_value(r, key) for r in results]) for _, key in COLUMNS]
     return "| **mean ± sd** | | " + " | ".join(cells) + " |"
 
 
@@ -98,8 +99,7 @@ def _expansion_table(rows: list[tuple[str, dict]]) -> list[str]:
         cells = [f"{expanded[k]:.4f}" if expanded else "—" for _, k in EXPANDED]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if len(done) > 1:
-        cells = [f"{statistics.mean(e[k] for e in done):.4f} ± {statistics.stdev(e[k] for e in done):.4f}"
-                 for _, k in EXPANDED]
+        cells = [_mean_sd([e[k] for e in done]) for _, k in EXPANDED]
         lines.append(f"| **mean ± sd** ({len(done)} folds) | " + " | ".join(cells) + " |")
     return lines
 

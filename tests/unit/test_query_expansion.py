@@ -55,3 +55,10 @@ def test_neighbours_pull_a_borderline_query_to_their_side():
 def test_at_least_one_neighbour_is_required():
     with pytest.raises(ValueError, match="at least 1"):
         expanded_queries(np.ones((1, 2)), np.ones((3, 2)), 0)
+
+
+def test_the_gateway_default_is_the_chosen_number_of_neighbours():
+    from shared.config.programs import GatewaySection
+    from shared.vectorstore.expansion import DEFAULT_NEIGHBOURS
+
+    assert GatewaySection().query_expansion == DEFAULT_NEIGHBOURS
