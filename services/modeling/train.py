@@ -36,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
                    help="down x4 as two stride-2 steps, the mask head also reading the stride-2 level")
     p.add_argument("--context", action="store_true",
                    help="the mask head also reads the coarse map pooled to 1, 2 and 4 cells per side")
+    p.add_argument("--mask-levels", type=int, default=defaults.mask_levels,
+                   help="stride-2 levels of a small U-Net on the coarse map, read by the mask head only (0 = none)")
     p.add_argument("--size", type=int, default=defaults.size, help="training grid in pixels (multiple of 4)")
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -90,7 +92,7 @@ def command(argv: list[str]) -> int:
     settings = settings_or_exit(ModelSettings, os.environ, "train")
     config = TrainConfig(tasks=parse_tasks(args.tasks), channels=args.channels, blocks=args.blocks,
                          seg_channels=args.seg_channels, mid_level=args.mid_level, context=args.context,
-                         size=args.size,
+                         mask_levels=args.mask_levels, size=args.size,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          metric_weight=args.metric_weight, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,

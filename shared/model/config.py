@@ -15,6 +15,7 @@ class TrainConfig:
     seg_channels: int = 16          # width of the segmentation head's ResBlock on the input grid
     mid_level: bool = False         # down x4 as two stride-2 steps; the mask head also reads stride 2
     context: bool = False           # the mask head also reads the coarse map pooled to 1, 2, 4 cells per side
+    mask_levels: int = 0            # stride-2 levels of a small U-Net on the coarse map, for the mask only
     size: int = 128                 # training grid (pixels); the spacing follows from the source grid
     epochs: int = 40
     batch_size: int = 32
@@ -41,6 +42,8 @@ class TrainConfig:
         if self.test_fold in self.train_folds or not set(self.train_folds) <= set(range(1, 6)):
             raise ValueError(f"train folds: expected folds 1..5 without the test fold {self.test_fold}, "
                              f"found {list(self.train_folds)}")
+        if not 0 <= self.mask_levels <= 3:
+            raise ValueError(f"mask levels: expected 0..3 stride-2 levels below the coarse map, found {self.mask_levels}")
         if self.mask_type_weights and (len(self.mask_type_weights) != len(TUMOR_TYPES)
                                        or min(self.mask_type_weights) <= 0):
             raise ValueError(f"mask type weights: expected {len(TUMOR_TYPES)} positive weights "

@@ -8,6 +8,9 @@
     optional `context` (not in the paper): the segmentation head adds the coarse map average-pooled to
     1, 2 and 4 cells per side (a pyramid, as in PSPNet) and mixes it with a ResBlock at stride 4, so a
     pixel's mask logit can depend on the whole slice; RoiPool and the embedding are unchanged
+    optional `mask_levels` (not in the paper): the segmentation head first runs a small U-Net on the
+    coarse map, `mask_levels` learned stride-2 steps down (wider, a ResBlock each) and back up with
+    skips, so the mask sees larger shapes at coarser scales; RoiPool and the embedding are unchanged
 
 RoiPool (the slice of F under the box, global max over it) is the tumour's embedding: its size is the
 backbone's channel count. Boxes are given in input voxels.
@@ -92,15 +95,42 @@ class Backbone(nn.Module):
         return self.blocks(self.down(mid)), early, mid
 
 
+class MaskLevels(nn.Module):
+    """A small U-Net on the stride-4 map, for the mask only: each level halves the grid and widens by half
+    the backbone's channels (64 -> 96 -> 128), a ResBlock each; on the way up a 1x1 convolution narrows,
+    the up-sampled map is added to the level's skip and mixed by a ResBlock. Same shape in and out."""
+
+    def __init__(self, channels: int, levels: int, dims: int) -> None:
+        super().__init__()
+        conv, norm, _ = _layers(dims)
+        widths = [channels + l * channels // 2 for l in range(levels + 1)]
+        self.down = nn.ModuleList(
+            nn.Sequential(conv(a, b, 2, stride=2, bias=False), norm(b), nn.ReLU(inplace=True), ResBlock(b, dims))
+            for a, b in zip(widths, widths[1:]))
+        self.narrow = nn.ModuleList(conv(b, a, 1) for a, b in zip(widths, widths[1:]))
+        self.mix = nn.ModuleList(ResBlock(a, dims) for a in widths[:-1])
+
+    def forward(self, coarse: torch.Tensor) -> torch.Tensor:
+        skips = [coarse]
+        for step in self.down:
+            skips.append(step(skips[-1]))
+        x = skips.pop()
+        for narrow, mix in zip(reversed(self.narrow), reversed(self.mix)):
+            skip = skips.pop()
+            x = mix(F.relu(skip + _up(narrow(x), skip)))
+        return x
+
+
 class SegmentationHead(nn.Module):
-    """Narrowed coarse map (with `context`, plus its pooled pyramid, mixed by a ResBlock), up-sampled;
+    """Narrowed coarse map (with `mask_levels`, after its small U-Net; with `context`, plus its pooled pyramid, mixed by a ResBlock), up-sampled;
     with a stride-2 level, one ResBlock there first; then the prep skip, one ResBlock on the input grid
     and a 1x1 logit."""
 
     def __init__(self, channels: int, prep_channels: int, dims: int, width: int = SEG_CHANNELS,
-                 mid_channels: int = 0, context: bool = False) -> None:
+                 mid_channels: int = 0, context: bool = False, mask_levels: int = 0) -> None:
         super().__init__()
         conv, _, _ = _layers(dims)
+        self.levels = MaskLevels(channels, mask_levels, dims) if mask_levels else None
         self.narrow = conv(channels, width, 1)
         if context:
             self.context = nn.ModuleList(conv(channels, width, 1) for _ in CONTEXT_BINS)
@@ -115,7 +145,7 @@ class SegmentationHead(nn.Module):
         self.logit = conv(width, 1, 1)
 
     def forward(self, coarse: torch.Tensor, early: torch.Tensor, mid: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.narrow(coarse)
+        x = self.narrow(coarse if self.levels is None else self.levels(coarse))
         if self.context is not None:
             for bins, project in zip(CONTEXT_BINS, self.context):
                 x = x + _up(project(_pool(coarse, bins)), coarse)
@@ -159,13 +189,13 @@ class PisovNet(nn.Module):
 
     def __init__(self, dims: int = 2, in_channels: int = 1, channels: int = 64, blocks: int = 4,
                  tasks: dict[str, int] | None = None, projection: int = 0, seg_channels: int = SEG_CHANNELS,
-                 mid_level: bool = False, context: bool = False) -> None:
+                 mid_level: bool = False, context: bool = False, mask_levels: int = 0) -> None:
         super().__init__()
         self.dims = dims
         self.channels = channels
         self.backbone = Backbone(dims, in_channels, channels, blocks, mid_level)
         self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims, seg_channels,
-                                         self.backbone.mid_channels, context)
+                                         self.backbone.mid_channels, context, mask_levels)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
         self.projection = nn.Linear(channels, projection) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.

@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from shared.model import checkpoint
+from shared.model.config import TrainConfig
 from shared.model.network import PisovNet, roi_pool
 
 pytestmark = pytest.mark.unit
@@ -44,8 +46,6 @@ def test_invalid_dims_are_refused():
 
 
 def test_the_segmentation_head_width_is_a_setting_kept_in_the_checkpoint(tmp_path):
-    from shared.model import checkpoint
-    from shared.model.config import TrainConfig
 
     config = TrainConfig(channels=16, blocks=1, seg_channels=24, size=32)
     model = checkpoint.build_model(config)
@@ -85,3 +85,37 @@ def test_the_context_pyramid_lets_a_far_corner_change_the_mask(dims, size):
         with torch.no_grad():
             before, after = (model.segment(model.features(x))[far] for x in (image, changed))
         assert bool(before != after) == expect_change, f"context={context}"
+
+
+@pytest.mark.parametrize("dims,shape", [(2, (2, 1, 64, 64)), (3, (1, 1, 32, 32, 32))])
+def test_mask_levels_widen_the_mask_context_and_leave_the_embedding_alone(dims, shape):
+    """Two levels below stride 4 (stride 16): a change in one corner reaches the far corner's logit,
+    which the plain one-block head cannot see; the embedding is the same RoiPool of the backbone."""
+    torch.manual_seed(0)
+    corner, far = (0, 0) + (slice(0, 4),) * dims, (0, 0) + (shape[2] - 1,) * dims
+    image = torch.randn(shape)
+    changed = image.clone()
+    changed[corner] += 3.0
+    box = torch.tensor([[0] * dims + [8] * dims] * shape[0])
+    for levels, expect_change in ((0, False), (2, True)):
+        torch.manual_seed(1)
+        model = PisovNet(dims=dims, channels=16, blocks=1, tasks={"type": 3}, mask_levels=levels).eval()
+        with torch.no_grad():
+            before, after = (model.segment(model.features(x))[far] for x in (image, changed))
+            out = model(image, box)
+        assert bool(before != after) == expect_change, f"mask_levels={levels}"
+        assert out["mask"].shape == (shape[0], 1, *shape[2:]) and out["embedding"].shape == (shape[0], 16)
+        torch.testing.assert_close(out["embedding"], roi_pool(model.features(image)[0], box))
+    widths = [step[0].out_channels for step in model.seg_head.levels.down]
+    assert widths == [24, 32], "each level widens by half the backbone's channels"
+
+
+def test_mask_levels_are_stored_in_the_card_and_rebuilt_on_load(tmp_path):
+    config = TrainConfig(channels=16, blocks=1, size=32, mask_levels=2)
+    card = checkpoint.new_card(config, "test", "none")
+    assert card["architecture"]["mask_levels"] == 2
+    checkpoint.save(tmp_path, checkpoint.build_model(config), card, None)
+    loaded, _ = checkpoint.load(tmp_path)
+    assert len(loaded.seg_head.levels.down) == 2
+    with pytest.raises(ValueError, match="mask levels: expected 0..3"):
+        TrainConfig(mask_levels=4)
