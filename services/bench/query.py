@@ -28,6 +28,8 @@ from services.bench.listener import serving
 from services.bench.query_archive import DIM, fill, model_version
 from services.bench.query_load import GOAL_P95_MS, GOAL_QPS, K, OPEN_LOOP_POOL, Case, run_case, run_open_case
 from shared.broker.embedded import EmbeddedBroker, free_port
+from shared.config.programs import GatewaySection
+from shared.vectorstore.expansion import DEFAULT_NEIGHBOURS
 
 TUMORSEARCH = str(Path(sys.executable).parent / "tumorsearch")  # this environment's console script
 FILTERS = "type=glioma&hemisphere=left&min_size_mm3=1000"
@@ -46,6 +48,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup-s", type=float, default=2.0, help="seconds of untimed queries before each case")
     p.add_argument("--threads", type=int, default=None,
                    help="the gateway's request threads (TUMORSEARCH_GATEWAY__THREADS); default: its own default")
+    p.add_argument("--query-expansion", type=int, default=GatewaySection().query_expansion,
+                   help="neighbours the gateway expands each query with (TUMORSEARCH_GATEWAY__QUERY_EXPANSION; "
+                        f"default: the gateway's, off; {DEFAULT_NEIGHBOURS} is the validated setting). The "
+                        "bench never passes the caller's TUMORSEARCH_ settings on: this option sets it")
     p.add_argument("--no-api-key-case", action="store_true", help="skip the case with authentication on")
     p.add_argument("--json", type=Path, help="write the figures to this file")
     p.add_argument("--workdir", type=Path, help="folder for the servers' data (default: a temporary folder)")
@@ -60,10 +66,11 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _gateway_env(base: dict[str, str], port: int, threads: int | None, admin_key: str | None) -> dict[str, str]:
-    env = dict(base, TUMORSEARCH_GATEWAY__PORT=str(port), TUMORSEARCH_GATEWAY__RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT))
-    if threads:
-        env["TUMORSEARCH_GATEWAY__THREADS"] = str(threads)
+def _gateway_env(base: dict[str, str], port: int, args: argparse.Namespace, admin_key: str | None) -> dict[str, str]:
+    env = dict(base, TUMORSEARCH_GATEWAY__PORT=str(port), TUMORSEARCH_GATEWAY__RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT),
+               TUMORSEARCH_GATEWAY__QUERY_EXPANSION=str(args.query_expansion))
+    if args.threads:
+        env["TUMORSEARCH_GATEWAY__THREADS"] = str(args.threads)
     if admin_key:
         env["TUMORSEARCH_GATEWAY__BOOTSTRAP_ADMIN_KEY"] = admin_key
     else:
@@ -110,7 +117,8 @@ def command(argv: list[str]) -> int:
     report = {"benchmark": "query", "command": "tumorsearch bench query " + " ".join(argv), "machine": machine_at_start,
               "params": {"points": args.points, "k": K, "dim": DIM, "filters": FILTERS, "clients": client_counts,
                          "duration_s": args.duration_s, "warmup_s": args.warmup_s,
-                         "gateway_threads": args.threads or "default", "rate_limit_per_minute": RATE_LIMIT},
+                         "gateway_threads": args.threads or "default", "query_expansion": args.query_expansion,
+                         "rate_limit_per_minute": RATE_LIMIT},
               "goal": {"p95_ms": GOAL_P95_MS, "qps": GOAL_QPS}, "fill": filled, "cases": cases,
               "open_loop_rate_per_s": args.rate,
               # The goal's question: at >= 200 queries/s, is p95 <= 25 ms? Open-loop cases answer it; closed-loop
@@ -148,7 +156,7 @@ def _open_gateway_cases(args: argparse.Namespace, base: dict[str, str], work: Pa
     """Authentication disabled: open loop, then each client count, unfiltered and filtered."""
     cases: list[dict] = []
     port = free_port()
-    with serving([TUMORSEARCH, "gateway"], port, _gateway_env(base, port, args.threads, None),
+    with serving([TUMORSEARCH, "gateway"], port, _gateway_env(base, port, args, None),
                  work / "gateway.log", ready=lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout_s=60):
         print("== queries, authentication disabled", file=sys.stderr, flush=True)
         for query, label in (("", "no filter"), (FILTERS, "filtered")):
@@ -164,7 +172,7 @@ def _api_key_case(args: argparse.Namespace, base: dict[str, str], work: Path, id
     """The most clients, unfiltered, each query carrying a viewer's API key (the lookup's cost)."""
     admin_key = secrets.token_urlsafe(32)
     port = free_port()
-    with serving([TUMORSEARCH, "gateway"], port, _gateway_env(base, port, args.threads, admin_key),
+    with serving([TUMORSEARCH, "gateway"], port, _gateway_env(base, port, args, admin_key),
                  work / "gateway-auth.log", ready=lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout_s=60):
         print("== queries with a viewer's API key", file=sys.stderr, flush=True)
         key = _viewer_key(port, admin_key)

@@ -45,6 +45,7 @@ class Tally:
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self.hits: list[int] = []
+        self.expansions: list[int] = []
         self.timed = threading.Event()
 
     def record(self, status: int, body: bytes, elapsed_ms: float) -> None:
@@ -55,7 +56,9 @@ class Tally:
             return
         self.latencies.append(elapsed_ms)
         if len(self.hits) < 200:  # a sample: the answer carries k results, each passing the filters
-            self.hits.append(len(json.loads(body)["results"]))
+            answer = json.loads(body)
+            self.hits.append(len(answer["results"]))
+            self.expansions.append(answer.get("query_expansion", 0))  # neighbours the ranking really used
 
 
 class Sender:
@@ -174,6 +177,7 @@ def _figures(case: Case, tally: Tally, elapsed: float, cpu_busy: float) -> dict:
                "errors": len(tally.errors), "first_errors": tally.errors[:3], "seconds": round(elapsed, 2),
                "qps": round(done / elapsed, 1),
                "mean_results": round(float(np.mean(tally.hits)), 2) if tally.hits else 0.0,
+               "mean_query_expansion": round(float(np.mean(tally.expansions)), 2) if tally.expansions else 0.0,
                "machine_cpu_busy": round(cpu_busy, 2)}
     if done:
         p50, p95, p99 = np.percentile(tally.latencies, [50, 95, 99])

@@ -133,12 +133,16 @@ class GatewaySection(Section):
     rate_limit_per_minute: int = Field(3000, ge=1, description="Requests per caller per minute (Redis counter); "
                                                                       "one page view is k + 2 requests (thumbnails).")
     max_k: int = Field(100, ge=1, le=10000, description="Largest `k` of a similar-tumour query.")
-    # = shared.vectorstore.expansion.DEFAULT_NEIGHBOURS (a test holds them equal); not imported, so that
-    # building settings never loads numpy.
-    query_expansion: int = Field(10, ge=0, le=100, description="Nearest tumours whose vectors, weighted by "
-                                                               "similarity, are added to a similar-tumour query "
-                                                               "before the final ranking (docs/model.md, \"Query "
-                                                               "expansion\"); 0 = rank by the tumour's own vector.")
+    # Off by default: each expanded query costs the vector store a second exact search, and on the embedded
+    # store that halves the gateway's throughput, below its 200 queries/s goal (docs/gateway.md, "Speed").
+    # The setting to turn on is shared.vectorstore.expansion.DEFAULT_NEIGHBOURS (10), chosen on a validation
+    # fold; not imported, so that building settings never loads numpy.
+    query_expansion: int = Field(0, ge=0, le=100, description="Nearest tumours whose vectors, weighted by "
+                                                              "similarity, are added to a similar-tumour query "
+                                                              "before the final ranking; 10 is the validated "
+                                                              "setting (higher mAP, about half the queries/s: "
+                                                              "docs/model.md, \"Query expansion\"); 0 = rank by "
+                                                              "the tumour's own vector.")
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
     cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser "
                                                     "(comma-separated or a JSON list); empty = same origin only.")

@@ -14,10 +14,12 @@ from services.bench.query_load import GOAL_P95_MS, GOAL_QPS
 pytestmark = pytest.mark.integration
 
 
-def test_bench_reports_latency_and_throughput_per_case(tmp_path):
+def test_bench_reports_latency_and_throughput_per_case(tmp_path, monkeypatch):
     out = tmp_path / "figures" / "bench-query.json"
+    # The caller's settings never reach the bench's servers; the expansion is set by the bench's own option.
+    monkeypatch.setenv("TUMORSEARCH_GATEWAY__QUERY_EXPANSION", "0")
     assert command(["--points", "2000", "--clients", "2,4", "--rate", "50", "--duration-s", "1.5", "--warmup-s",
-                    "0.5", "--json", str(out), "--workdir", str(tmp_path)]) == 0
+                    "0.5", "--query-expansion", "3", "--json", str(out), "--workdir", str(tmp_path)]) == 0
     report = json.loads(out.read_text())
     assert report["fill"]["points"] == 2000 and report["fill"]["points_per_s"] > 0
     assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
@@ -38,6 +40,8 @@ def test_bench_reports_latency_and_throughput_per_case(tmp_path):
         assert case["meets_goal"] == (case["p95_ms"] <= GOAL_P95_MS and case["qps"] >= GOAL_QPS)
     unfiltered = report["cases"][1]
     assert unfiltered["mean_results"] == 10  # k=10 out of 2000
+    assert report["params"]["query_expansion"] == 3
+    assert all(case["mean_query_expansion"] == 3 for case in report["cases"]), "every answer used 3 neighbours"
     assert report["cases"][-1]["auth"] == "api-key"
     assert [p.name for p in tmp_path.iterdir()] == ["figures"]  # the servers' data went with the temp folder
 

@@ -57,8 +57,14 @@ def test_at_least_one_neighbour_is_required():
         expanded_queries(np.ones((1, 2)), np.ones((3, 2)), 0)
 
 
-def test_the_gateway_default_is_the_chosen_number_of_neighbours():
+def test_the_gateway_leaves_expansion_off_unless_a_site_turns_it_on():
+    """Off by default (speed); the setting the docs tell a site to use is the validated one."""
+    from pathlib import Path
+
     from shared.config.programs import GatewaySection
     from shared.vectorstore.expansion import DEFAULT_NEIGHBOURS
 
-    assert GatewaySection().query_expansion == DEFAULT_NEIGHBOURS
+    assert GatewaySection().query_expansion == 0
+    assert GatewaySection(query_expansion=DEFAULT_NEIGHBOURS).query_expansion == DEFAULT_NEIGHBOURS
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "gateway.md").read_text(encoding="utf-8")
+    assert f"TUMORSEARCH_GATEWAY__QUERY_EXPANSION={DEFAULT_NEIGHBOURS}" in docs
