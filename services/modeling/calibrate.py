@@ -69,7 +69,7 @@ def command(argv: list[str]) -> int:
     rows = score_rules(model, data, args.fold, card["train_folds"], device, rules)
     if args.volumes:  # the cost on tumour-free slices belongs to the model that will use the rule
         scorer = checkpoint.load(args.apply_to, device)[0] if args.apply_to else model
-        checks = [load_check_volume(image, mask, card["architecture"]["spacing_mm"])
+        checks = [load_check_volume(image, mask, card["architecture"]["spacing_mm"], scorer.input_multiple)
                   for image, mask in volume_pairs(args.volumes, settings.root)]
         for row, extra in zip(rows, score_volumes(scorer, checks, rules, device)):
             row.update(extra)

@@ -29,7 +29,8 @@ def embed_region(message: EmbedRegion, runtime: Runtime, layout: StudyLayout, ma
     except StudyError as error:
         return RegionEmbedding(error=str(error))
     k0, r0, c0, k1, r1, c1 = box
-    grid = model_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2], runtime.spacing_mm)
+    grid = model_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2], runtime.spacing_mm,
+                      runtime.model.input_multiple)
     prediction = predict_series(runtime.model, prepare_slices(volume.pixels[k0:k1], grid), grid, runtime.device)
     sy, sx = grid.scale
     model_box = (0, int(r0 // sy), int(c0 // sx), k1 - k0,

@@ -111,14 +111,20 @@ class MaskLevels(nn.Module):
         self.mix = nn.ModuleList(ResBlock(a, dims) for a in widths[:-1])
 
     def forward(self, coarse: torch.Tensor) -> torch.Tensor:
-        skips = [coarse]
+        # Each level halves with a stride-2 kernel-2 convolution: a side that is not a multiple of
+        # 2**levels would lose its last row (misaligned masks) or, below 2**levels, fail outright
+        # (thin 3D volumes). Edge-replicate up to the multiple, crop back at the end.
+        spatial = coarse.shape[2:]
+        multiple = 2 ** len(self.down)
+        pads = [p for s in reversed(spatial) for p in (0, -s % multiple)]
+        skips = [F.pad(coarse, pads, mode="replicate") if any(pads) else coarse]
         for step in self.down:
             skips.append(step(skips[-1]))
         x = skips.pop()
         for narrow, mix in zip(reversed(self.narrow), reversed(self.mix)):
             skip = skips.pop()
             x = mix(F.relu(skip + _up(narrow(x), skip)))
-        return x
+        return x[(..., *(slice(0, s) for s in spatial))]
 
 
 class SegmentationHead(nn.Module):
@@ -202,6 +208,12 @@ class PisovNet(nn.Module):
         self.heads = nn.ModuleDict({f"task_{name}": nn.Linear(channels, n) for name, n in (tasks or {}).items()})
         # How probabilities become a mask; checkpoint.load sets the rule stored in the card.
         self.mask_rule = MaskRule()
+
+    @property
+    def input_multiple(self) -> int:
+        """Input sides that need no padding inside the network: the stride, times 2 per mask level.
+        Callers pad images with background up to it (`series_inference.model_grid`)."""
+        return STRIDE * 2 ** (len(self.seg_head.levels.down) if self.seg_head.levels is not None else 0)
 
     @property
     def embedding_size(self) -> int:

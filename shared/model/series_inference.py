@@ -41,13 +41,18 @@ class SeriesPrediction:
     grid: ModelGrid
 
 
-def model_grid(rows: int, cols: int, pixel_spacing_mm: tuple[float, float], model_spacing_mm: float) -> ModelGrid:
+def model_grid(rows: int, cols: int, pixel_spacing_mm: tuple[float, float], model_spacing_mm: float,
+               multiple: int = STRIDE) -> ModelGrid:
+    """The slice grid at the model's spacing, padded at its end to `multiple` (the model's
+    `input_multiple`: the network then sees background, as in training, rather than padding its own maps)."""
     if min(pixel_spacing_mm) <= 0 or model_spacing_mm <= 0:
         raise ValueError(f"spacing: expected positive millimetres, found pixel {pixel_spacing_mm}, "
                          f"model {model_spacing_mm}")
     shape = tuple(max(STRIDE, int(round(n * s / model_spacing_mm)))
                   for n, s in zip((rows, cols), pixel_spacing_mm))
-    padded = tuple(-(-n // STRIDE) * STRIDE for n in shape)
+    if multiple <= 0 or multiple % STRIDE:
+        raise ValueError(f"multiple: expected a positive multiple of {STRIDE}, found {multiple}")
+    padded = tuple(-(-n // multiple) * multiple for n in shape)
     scale = (rows / shape[0], cols / shape[1])
     return ModelGrid(shape, padded, scale, model_spacing_mm)  # type: ignore[arg-type]
 

@@ -21,7 +21,7 @@ from shared.model.figshare import Slices
 from shared.model.healthy_mirror import mirror_healthy_halves
 from shared.model.inference import largest_component_box, tumour_probabilities
 from shared.model.mask_rule import MaskRule
-from shared.model.network import PisovNet
+from shared.model.network import STRIDE, PisovNet
 from shared.model.series_inference import ModelGrid, model_grid, prepare_slices
 from shared.model.volumes import read_volume, reorient
 
@@ -42,7 +42,8 @@ class CheckVolume:
     lesion: np.ndarray          # (K,) bool: the slice holds lesion voxels
 
 
-def load_check_volume(image: Path, mask: Path, spacing_mm: float) -> CheckVolume:
+def load_check_volume(image: Path, mask: Path, spacing_mm: float, multiple: int = STRIDE) -> CheckVolume:
+    """`multiple`: the checking model's `input_multiple`, so its slices are padded as the worker pads them."""
     data, affine = read_volume(image)
     labels, label_affine = read_volume(mask)
     if labels.shape != data.shape:
@@ -54,7 +55,7 @@ def load_check_volume(image: Path, mask: Path, spacing_mm: float) -> CheckVolume
     near = ndimage.binary_dilation(lesion, iterations=MARGIN_SLICES)
     bright = data > 0.1 * np.percentile(data, 99)
     brain = bright.mean((1, 2)) > BRAIN_SHARE
-    grid = model_grid(data.shape[1], data.shape[2], (spacing[1], spacing[2]), spacing_mm)
+    grid = model_grid(data.shape[1], data.shape[2], (spacing[1], spacing[2]), spacing_mm, multiple)
     return CheckVolume(prepare_slices(data, grid), grid, brain & ~near, lesion)
 
 

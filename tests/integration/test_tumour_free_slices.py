@@ -18,7 +18,7 @@ CPU = torch.device("cpu")
 def brain1(data_dir):
     model, card = checkpoint.load(checkpoint.SHIPPED)
     image, mask = (data_dir / p for p in SHARED_VOLUMES[0])
-    return model, load_check_volume(image, mask, card["architecture"]["spacing_mm"])
+    return model, load_check_volume(image, mask, card["architecture"]["spacing_mm"], model.input_multiple)
 
 
 def test_tumour_free_slices_keep_their_distance_from_the_lesion(brain1):

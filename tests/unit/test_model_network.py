@@ -119,3 +119,35 @@ def test_mask_levels_are_stored_in_the_card_and_rebuilt_on_load(tmp_path):
     assert len(loaded.seg_head.levels.down) == 2
     with pytest.raises(ValueError, match="mask levels: expected 0..3"):
         TrainConfig(mask_levels=4)
+
+
+@pytest.mark.parametrize("dims,shape", [(2, (1, 1, 36, 44)), (3, (1, 1, 4, 8, 12)), (3, (1, 1, 12, 20, 8))])
+def test_mask_levels_take_maps_of_any_size(dims, shape):
+    """Stride-4 maps thinner than, or not a multiple of, 2**levels (a thin 3D slab as in `bench model`, a
+    slice whose side is an odd number of cells) give a finite mask of the input's shape; the levels see
+    the map edge-replicated at its end, as if the image went on."""
+    torch.manual_seed(0)
+    model = PisovNet(dims=dims, channels=16, blocks=1, mid_level=True, mask_levels=2).eval()
+    with torch.no_grad():
+        mask = model(torch.randn(shape), torch.tensor([[0] * dims + [4] * dims]))["mask"]
+        coarse = torch.randn(1, 16, *(s // 4 for s in shape[2:]))
+        padded = torch.nn.functional.pad(coarse, [p for s in reversed(coarse.shape[2:]) for p in (0, -s % 4)],
+                                         mode="replicate")
+        direct, by_hand = model.seg_head.levels(coarse), model.seg_head.levels(padded)
+    assert mask.shape == (1, 1, *shape[2:]) and torch.isfinite(mask).all()
+    torch.testing.assert_close(direct, by_hand[(..., *(slice(0, s) for s in coarse.shape[2:]))])
+
+
+def test_the_worker_grid_pads_slices_to_the_models_input_multiple():
+    """A slice of 26 cells at stride 4 would be padded inside the mask levels; the worker pads the image
+    with background instead, to the model's input multiple (stride x 2 per level)."""
+    from shared.model.series_inference import model_grid
+
+    assert PisovNet(channels=16, blocks=1).input_multiple == 4
+    model = PisovNet(channels=16, blocks=1, mask_levels=2)
+    assert model.input_multiple == 16
+    grid = model_grid(240, 200, (0.9, 0.9), 2.0, model.input_multiple)
+    assert grid.shape == (108, 90) and grid.padded == (112, 96)
+    assert model_grid(240, 200, (0.9, 0.9), 2.0).padded == (108, 92)
+    with pytest.raises(ValueError, match="expected a positive multiple of 4, found 6"):
+        model_grid(240, 200, (0.9, 0.9), 2.0, 6)
