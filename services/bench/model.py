@@ -5,8 +5,9 @@ Each timing is the median of --repeats runs after two warm-up runs (volumes: --v
   * slice_2d: the network (features + mask + one box's embedding) at batch 1 and at --batch (per slice);
   * volume_2d: a BraTS-like volume (155x240x240 at 1 mm) slice by slice with the 2D model: slices
     resampled in plane to the model's spacing, run in batches of --batch, feature maps and masks stacked;
-  * volume_3d: the same volume resampled to an isotropic --spacing-3d (2 mm: 78x120x120, padded to
-    80x120x120) through a 3D PisovNet with the 2D model's channels and blocks (random weights);
+  * volume_3d: the same volume resampled to an isotropic --spacing-3d (2 mm: 78x120x120, padded to the
+    model's input multiple: 80x128x128 for the shipped head) through a 3D PisovNet with the 2D model's
+    architecture (random weights);
   * agreement: fp32 against bf16 outputs on one input, so a speed-up is not bought with a broken model.
 Every configuration runs in a fresh process; its peak memory is the peak RSS minus the RSS after imports.
 bf16 is the worker's setting: CPU autocast to bfloat16 with channels_last (channels_last_3d in 3D).

@@ -85,11 +85,12 @@ def _phantom(shape, seed: int = 0) -> np.ndarray:
     return np.clip(300.0 * head + 400.0 * tumour + noise, 0, None).astype(np.float32)
 
 
-def _pad4(x: torch.Tensor, dims: int) -> torch.Tensor:
-    """Pad the spatial sides to multiples of the stride with the normalised background (-1)."""
+def _pad(x: torch.Tensor, dims: int, multiple: int) -> torch.Tensor:
+    """Pad the spatial sides to multiples of the model's input multiple with the normalised background (-1),
+    as the worker does."""
     pads = []
     for n in reversed(x.shape[-dims:]):
-        pads += [0, -n % STRIDE]
+        pads += [0, -n % multiple]
     return F.pad(x, pads, value=-1.0)
 
 
@@ -99,15 +100,15 @@ def _resampled(x: torch.Tensor, factor: float) -> torch.Tensor:
     return F.interpolate(x, size=size, mode=mode, **({} if mode == "area" else {"align_corners": False}))
 
 
-def _slices_2d(volume: np.ndarray, factor: float) -> torch.Tensor:
+def _slices_2d(volume: np.ndarray, factor: float, multiple: int) -> torch.Tensor:
     """In-plane resampling, then per-slice normalisation: each slice reaches the net as a training image."""
     planes = _resampled(torch.from_numpy(volume)[:, None], factor)[:, 0].numpy()
-    return _pad4(torch.from_numpy(np.stack([normalize_image(s) for s in planes]))[:, None], 2)
+    return _pad(torch.from_numpy(np.stack([normalize_image(s) for s in planes]))[:, None], 2, multiple)
 
 
-def _volume_3d(volume: np.ndarray, factor: float) -> torch.Tensor:
+def _volume_3d(volume: np.ndarray, factor: float, multiple: int) -> torch.Tensor:
     grid = _resampled(torch.from_numpy(volume)[None, None], factor)[0, 0].numpy()
-    return _pad4(torch.from_numpy(normalize_image(grid))[None, None], 3)
+    return _pad(torch.from_numpy(normalize_image(grid))[None, None], 3, multiple)
 
 
 def measure_preprocess(params: dict, _bf16: bool) -> dict:
@@ -147,7 +148,7 @@ def measure_volume_2d(params: dict, bf16: bool) -> dict:
         d, h, w = stacked.shape[1:]
         return stacked[:, d // 4:3 * d // 4, h // 4:3 * h // 4, w // 4:3 * w // 4].amax(dim=(1, 2, 3))
 
-    return {"model": info, **_volume_timings(lambda: _slices_2d(volume, factor), network, params["volume_repeats"])}
+    return {"model": info, **_volume_timings(lambda: _slices_2d(volume, factor, model.input_multiple), network, params["volume_repeats"])}
 
 
 def measure_volume_3d(params: dict, bf16: bool) -> dict:
@@ -157,7 +158,7 @@ def measure_volume_3d(params: dict, bf16: bool) -> dict:
     return {"model": {**info, "dims": 3, "weights": "random initial weights (no 3D checkpoint)",
                       "parameters": sum(p.numel() for p in model.parameters()),
                       "spacing_mm": params["spacing_3d_mm"]},
-            **_volume_timings(lambda: _volume_3d(volume, factor),
+            **_volume_timings(lambda: _volume_3d(volume, factor, model.input_multiple),
                               lambda x: _forward(model, _formatted(x, bf16, 3), bf16), params["volume_repeats"])}
 
 

@@ -125,7 +125,7 @@ def _run_model(runtime: Runtime, volume: Volume, config: PipelineConfig):  # noq
     """(tumours, a function giving their label volume on the source grid): a 2D checkpoint slice by slice,
     a 3D one on the volume."""
     if runtime.dims == 3:
-        prepared, grid3 = prepare_volume(volume, runtime.spacing_mm)
+        prepared, grid3 = prepare_volume(volume, runtime.spacing_mm, runtime.model.input_multiple)
         tumours = find_tumours_3d(runtime.model, volume, prepared, grid3, runtime.device, config.limits)
         return tumours, lambda: source_labels_3d(tumours, grid3, volume.pixels.shape)
     grid = model_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2], runtime.spacing_mm,

@@ -34,7 +34,7 @@ class Grid3D:
     to_source: np.ndarray         # 4x4: (d, h, w, 1) -> (column, row, slice, 1) of the source volume
 
 
-def prepare_volume(volume: Volume, spacing_mm: float) -> tuple[np.ndarray, Grid3D]:
+def prepare_volume(volume: Volume, spacing_mm: float, multiple: int = STRIDE) -> tuple[np.ndarray, Grid3D]:
     data = volume.pixels.transpose(2, 1, 0)  # (column i, row j, slice k): the affine's voxel order
     ras = LPS_TO_RAS @ volume.affine
     transform = orientations.ornt_transform(orientations.io_orientation(ras), orientations.axcodes2ornt(AXES))
@@ -49,7 +49,8 @@ def prepare_volume(volume: Volume, spacing_mm: float) -> tuple[np.ndarray, Grid3
     centres[:3, :3] = np.diag(scale)
     centres[:3, 3] = (scale - 1) / 2  # model voxel centre -> oriented voxel centre
     to_source = orientations.inv_ornt_aff(transform, data.shape) @ centres
-    padded = np.full([-(-n // STRIDE) * STRIDE for n in resampled.shape], PAD_VALUE, np.float32)
+    # Padded with background at the end to the model's input multiple (its `input_multiple`).
+    padded = np.full([-(-n // multiple) * multiple for n in resampled.shape], PAD_VALUE, np.float32)
     padded[tuple(slice(0, n) for n in resampled.shape)] = normalize_image(resampled)
     return padded, Grid3D(tuple(int(n) for n in resampled.shape), exact, to_source)
 

@@ -48,3 +48,15 @@ def test_a_bright_cube_maps_back_onto_its_source_voxels(geometry):
     truth = np.zeros(source.pixels.shape, bool)
     truth[CUBE] = True
     assert 2 * (back & truth).sum() / (back.sum() + truth.sum()) > 0.7
+
+
+def test_the_volume_is_padded_with_background_to_the_models_input_multiple():
+    source = volume(affine((1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    prepared4, grid = prepare_volume(source, spacing_mm=2.0)
+    prepared16, grid16 = prepare_volume(source, spacing_mm=2.0, multiple=16)
+    assert grid16.shape == grid.shape and all(n % 16 == 0 for n in prepared16.shape)
+    inside = tuple(slice(0, n) for n in grid.shape)
+    assert np.array_equal(prepared16[inside], prepared4[inside])
+    outside = np.ones(prepared16.shape, bool)
+    outside[inside] = False
+    assert (prepared16[outside] == -1.0).all()
