@@ -148,7 +148,8 @@ def measure_volume_2d(params: dict, bf16: bool) -> dict:
         d, h, w = stacked.shape[1:]
         return stacked[:, d // 4:3 * d // 4, h // 4:3 * h // 4, w // 4:3 * w // 4].amax(dim=(1, 2, 3))
 
-    return {"model": info, **_volume_timings(lambda: _slices_2d(volume, factor, model.input_multiple), network, params["volume_repeats"])}
+    return {"model": info, **_volume_timings(lambda: _slices_2d(volume, factor, model.input_multiple), network,
+                                             params["volume_repeats"])}
 
 
 def measure_volume_3d(params: dict, bf16: bool) -> dict:

@@ -25,7 +25,7 @@ from services.worker.volume3d import find_tumours_3d, prepare_volume, source_lab
 from shared.contracts.storage import StudyLayout
 from shared.contracts.study_status import SeriesReport, StudyStatus
 from shared.contracts.tasks import StudyReady
-from shared.model.series_inference import model_grid, predict_series, prepare_slices
+from shared.model.series_inference import predict_series, prepare_slices
 from shared.vectorstore.base import VectorStore
 
 log = logging.getLogger("tumorsearch.worker")
@@ -128,8 +128,7 @@ def _run_model(runtime: Runtime, volume: Volume, config: PipelineConfig):  # noq
         prepared, grid3 = prepare_volume(volume, runtime.spacing_mm, runtime.model.input_multiple)
         tumours = find_tumours_3d(runtime.model, volume, prepared, grid3, runtime.device, config.limits)
         return tumours, lambda: source_labels_3d(tumours, grid3, volume.pixels.shape)
-    grid = model_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2], runtime.spacing_mm,
-                      runtime.model.input_multiple)
+    grid = runtime.slice_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2])
     prediction = predict_series(runtime.model, prepare_slices(volume.pixels, grid), grid, runtime.device)
     tumours = find_tumours(runtime.model, volume, prediction, config.limits)
     return tumours, lambda: source_labels(tumours, prediction, volume.pixels.shape)

@@ -17,7 +17,7 @@ from services.worker.study_files import read_study
 from services.worker.volume import Volume, build_volume
 from shared.contracts.storage import StudyLayout
 from shared.contracts.tasks import EmbedRegion, RegionEmbedding
-from shared.model.series_inference import embed_box, model_grid, predict_series, prepare_slices
+from shared.model.series_inference import embed_box, predict_series, prepare_slices
 
 
 def embed_region(message: EmbedRegion, runtime: Runtime, layout: StudyLayout, max_bytes: int) -> RegionEmbedding:
@@ -29,8 +29,7 @@ def embed_region(message: EmbedRegion, runtime: Runtime, layout: StudyLayout, ma
     except StudyError as error:
         return RegionEmbedding(error=str(error))
     k0, r0, c0, k1, r1, c1 = box
-    grid = model_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2], runtime.spacing_mm,
-                      runtime.model.input_multiple)
+    grid = runtime.slice_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2])
     prediction = predict_series(runtime.model, prepare_slices(volume.pixels[k0:k1], grid), grid, runtime.device)
     sy, sx = grid.scale
     model_box = (0, int(r0 // sy), int(c0 // sx), k1 - k0,
