@@ -2,7 +2,7 @@
 the average of their probabilities (docs/model-experiments.md).
 
     tumorsearch dice --checkpoint A [--checkpoint B ...] [--test-fold 5] [--mask-rule card|plain]
-                     [--ensemble-threshold 0.5] [--largest-component] [--json OUT]
+                     [--ensemble-threshold 0.5] [--largest-component] [--data-grid] [--json OUT]
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from services.modeling.common import write_json
@@ -21,7 +23,7 @@ from shared.model import checkpoint
 from shared.model.device import pick_device
 from shared.model.dice_report import dice_breakdown
 from shared.model.inference import largest_component, tumour_probabilities
-from shared.model.figshare import load_figshare
+from shared.model.figshare import SOURCE_SIZE, load_figshare
 from shared.model.mask_rule import MaskRule
 
 
@@ -37,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--largest-component", action="store_true",
                    help="keep each image's largest predicted component only (the tumour the automatic box "
                         "is drawn around; every figshare slice holds one tumour)")
+    p.add_argument("--data-grid", action="store_true",
+                   help="score at the data's own grid (the 256-px PNGs): probabilities up-sampled bilinearly, "
+                        "against the expert masks as given, instead of at the model's grid")
     p.add_argument("--json", type=Path, default=None, help="write the breakdown here (else stdout)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
     return p
@@ -51,14 +56,17 @@ def command(argv: list[str]) -> int:
     if len(sizes) != 1:
         print(f"tumorsearch dice: expected checkpoints of one input size, found {sorted(sizes)}")
         return 2
-    fold = args.test_fold or loaded[0][1]["test_fold"]
-    for path, (_, card) in zip(args.checkpoint, loaded):
-        if fold in card["train_folds"]:
-            print(f"warning: {path} was trained on fold {fold}; its figures are not a test result")
-    test = load_figshare(args.data or settings.figshare_dir, sizes.pop(), limit=args.limit).folds_in([fold])
+    fold = _test_fold(args, loaded)
+    root, size = args.data or settings.figshare_dir, sizes.pop()
+    test = load_figshare(root, size, limit=args.limit).folds_in([fold])
+    truth = load_figshare(root, SOURCE_SIZE, limit=args.limit).folds_in([fold]) if args.data_grid else test
     report = {"test_fold": fold, "images": len(test), "largest_component": args.largest_component,
-              "models": [], "ensemble": None}
-    shape = _largest_components if args.largest_component else (lambda masks: masks)
+              "grid": truth.masks.shape[-1], "models": [], "ensemble": None}
+    keep = _largest_components if args.largest_component else (lambda masks: masks)
+
+    def shape(probability: np.ndarray, threshold: float) -> np.ndarray:
+        return keep(_upsampled(probability, truth.masks.shape[-2:]) > threshold)
+
     probabilities = []
     for path, (model, card) in tqdm(list(zip(args.checkpoint, loaded)), desc="checkpoints", unit="model"):
         rule = MaskRule() if args.mask_rule == "plain" else model.mask_rule
@@ -66,14 +74,31 @@ def command(argv: list[str]) -> int:
         probabilities.append(probability)
         report["models"].append({"checkpoint": str(path), "model_version": card["model_version"],
                                  "mask_rule": rule.to_json()}
-                                | dice_breakdown(shape(probability > rule.threshold), test.masks, test.types))
+                                | dice_breakdown(shape(probability, rule.threshold), truth.masks, test.types))
     if len(probabilities) > 1:
         mean = np.mean(probabilities, axis=0)
         report["ensemble"] = {"threshold": args.ensemble_threshold} | dice_breakdown(
-            shape(mean > args.ensemble_threshold), test.masks, test.types)
+            shape(mean, args.ensemble_threshold), truth.masks, test.types)
     write_json(args.json, report)
     _print_table(report)
     return 0
+
+
+def _test_fold(args: argparse.Namespace, loaded: list) -> int:
+    """--test-fold or the first checkpoint's own; a warning for each checkpoint that trained on it."""
+    fold = args.test_fold or loaded[0][1]["test_fold"]
+    for path, (_, card) in zip(args.checkpoint, loaded):
+        if fold in card["train_folds"]:
+            print(f"warning: {path} was trained on fold {fold}; its figures are not a test result")
+    return fold
+
+
+def _upsampled(probability: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) probabilities resized bilinearly to `shape` (unchanged when they are already that size)."""
+    if probability.shape[-2:] == tuple(shape):
+        return probability
+    tensor = torch.from_numpy(np.ascontiguousarray(probability, dtype=np.float32))[:, None]
+    return F.interpolate(tensor, size=tuple(shape), mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
 def _largest_components(masks: np.ndarray) -> np.ndarray:

@@ -63,7 +63,12 @@ def _training_data_arguments(p: argparse.ArgumentParser, defaults: TrainConfig) 
     p.add_argument("--healthy-mirrors", type=float, default=defaults.healthy_mirrors,
                    help="share of each batch made tumour-free by mirroring a slice's healthy half over its "
                         "tumour (coronal and axial slices with a one-sided tumour; 0 = none)")
+    p.add_argument("--reframe", type=float, default=defaults.reframe,
+                   help="share of each batch shown as a smaller field of view (a 50-100 %% window of the frame "
+                        "moved to its corner, the rest background, as the worker pads; 0 = none)")
     p.add_argument("--seg-weight", type=float, default=defaults.seg_weight, help="weight of the mask loss")
+    p.add_argument("--weight-average", type=float, default=defaults.weight_average,
+                   help="ship a moving average of the weights with this decay per step (e.g. 0.999; 0 = last step)")
     p.add_argument("--mask-type-weights", default="",
                    help="mask-loss weight per tumour type, meningioma,glioma,pituitary (e.g. 1,2,1; default all 1)")
 
@@ -97,6 +102,7 @@ def command(argv: list[str]) -> int:
                          metric_weight=args.metric_weight, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
                          negatives=args.negatives, healthy_mirrors=args.healthy_mirrors,
+                         reframe=args.reframe, weight_average=args.weight_average,
                          seg_weight=args.seg_weight, seed=args.seed,
                          mask_type_weights=parse_list(args.mask_type_weights, float, "--mask-type-weights",
                                                      "numbers like 1,2,1"),

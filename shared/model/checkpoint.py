@@ -57,9 +57,11 @@ def write_json_atomically(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def save(folder: Path, model: PisovNet, card: dict, train_state: dict | None) -> None:
+def save(folder: Path, model: PisovNet, card: dict, train_state: dict | None,
+         weights: dict[str, torch.Tensor] | None = None) -> None:
+    """`weights`: what to ship instead of the model's own state (a moving average of it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = {k: v.detach().cpu().contiguous() for k, v in (weights or model.state_dict()).items()}
     torch.save(weights, folder / (WEIGHTS + ".tmp"))
     os.replace(folder / (WEIGHTS + ".tmp"), folder / WEIGHTS)
     card["model_version"] = model_version(card, folder / WEIGHTS)

@@ -28,7 +28,9 @@ class TrainConfig:
     noise: float = 0.0              # Gaussian noise in augmentation (largest sd); 0 = off
     negatives: float = 0.0          # share of each batch replaced by anatomy-free images (empty mask)
     healthy_mirrors: float = 0.0    # share of each batch made tumour-free by mirroring the healthy half
+    reframe: float = 0.0            # share of each batch shown as a smaller field of view on a padded grid
     seg_weight: float = 1.0         # weight of the mask loss against the task losses
+    weight_average: float = 0.0     # decay of the moving average of the weights that is shipped; 0 = last step
     mask_type_weights: tuple[float, ...] = ()  # mask-loss weight per tumour type (TUMOR_TYPES order); () = all 1
     seed: int = 0
     test_fold: int = 5
@@ -50,6 +52,10 @@ class TrainConfig:
                              f"({', '.join(TUMOR_TYPES)}), found {list(self.mask_type_weights)}")
         if not 0 <= self.negatives < 0.5:
             raise ValueError(f"negatives: expected a share of the batch in [0, 0.5), found {self.negatives}")
+        if not 0 <= self.reframe <= 1:
+            raise ValueError(f"reframe: expected a share of the batch in [0, 1], found {self.reframe}")
+        if not (self.weight_average == 0 or 0.9 <= self.weight_average < 1):
+            raise ValueError(f"weight average: expected 0 (off) or a decay in [0.9, 1), found {self.weight_average}")
         if not 0 <= self.healthy_mirrors or self.negatives + self.healthy_mirrors >= 0.5:
             raise ValueError(f"healthy mirrors: expected a share of the batch that leaves, with the negatives "
                              f"({self.negatives}), over half of it with tumours; found {self.healthy_mirrors}")

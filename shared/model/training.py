@@ -20,10 +20,12 @@ from shared.model.config import TrainConfig
 from shared.model.device import autocast, seed_everything
 from shared.model.figshare import Slices
 from shared.model.healthy_mirror import mirror_healthy_halves
-from shared.model.negatives import anatomy_free
 from shared.model.losses import mask_loss, supervised_contrastive, task_loss
+from shared.model.negatives import anatomy_free
+from shared.model.reframe import reframe_batch
 from shared.model.steps import optimisation_step
 from shared.model.tasks import CLASSIFICATION_TASKS, MISSING
+from shared.model.weight_average import WeightAverage
 
 WARMUP_EPOCHS = 1
 
@@ -44,6 +46,9 @@ def make_batch(data: Slices, index: np.ndarray, config: TrainConfig, generator: 
     if config.augment:
         augmentation = Augmentation(bias_field=config.bias_field, noise=config.noise)
         images, masks = augment_batch(images, masks, augmentation, generator)
+    if config.reframe:  # after the affine, so the padding stays straight background as the worker's is
+        kept = len(index) - negatives
+        images[:kept], masks[:kept] = reframe_batch(images[:kept], masks[:kept], config.reframe, generator)
     if negatives:  # the last samples become anatomy-free frames: empty mask, every label MISSING
         images[-negatives:] = anatomy_free(negatives, images.shape[-1], generator)
         masks[-negatives:] = 0
@@ -90,21 +95,25 @@ def train(config: TrainConfig, data: Slices, out: Path, device: torch.device, co
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: schedule(s, total, WARMUP_EPOCHS * steps_per_epoch))
-    card, start = _resume_or_start(out, model, optimizer, scheduler, config, code_version, train_set)
+    average = WeightAverage(model, config.weight_average) if config.weight_average else None
+    card, start = _resume_or_start(out, model, optimizer, scheduler, config, code_version, train_set, average)
     for epoch in range(start, config.epochs):
         began = time.perf_counter()
-        losses = _epoch(model, optimizer, scheduler, train_set, config, epoch, device, steps_per_epoch, progress)
+        losses = _epoch(model, optimizer, scheduler, train_set, config, epoch, device, steps_per_epoch, progress,
+                        average)
         card["history"].append({"epoch": epoch + 1, "seconds": round(time.perf_counter() - began, 1), **losses})
         card["epochs_done"], card["complete"] = epoch + 1, epoch + 1 == config.epochs
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1}
-        checkpoint.save(out, model, card, state)
+        if average:  # the card's weights are the average; training resumes from the live ones
+            state.update(live_weights=model.state_dict(), average=average.state_dict())
+        checkpoint.save(out, model, card, state, weights=average.shadow if average else None)
         if on_epoch:
             on_epoch(card["history"][-1])
     return card
 
 
 def _epoch(model, optimizer, scheduler, data: Slices, config: TrainConfig, epoch: int, device,
-           steps: int, progress: bool) -> dict[str, float]:
+           steps: int, progress: bool, average: WeightAverage | None = None) -> dict[str, float]:
     model.train()
     rng = np.random.default_rng([config.seed, epoch])
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
@@ -117,6 +126,8 @@ def _epoch(model, optimizer, scheduler, data: Slices, config: TrainConfig, epoch
         with autocast(device):
             loss, parts = batch_loss(model, batch, config)
         optimisation_step(loss, parts, optimizer, scheduler, sums)
+        if average:
+            average.update(model)
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     return {k: round(v / steps, 4) for k, v in sums.items()}
 
@@ -128,15 +139,18 @@ def _to(value, device):
 
 
 def _resume_or_start(out: Path, model, optimizer, scheduler, config: TrainConfig, code_version: str,
-                     train_set: Slices) -> tuple[dict, int]:
+                     train_set: Slices, average: WeightAverage | None) -> tuple[dict, int]:
     state_path = out / checkpoint.STATE
     if state_path.is_file():
         _, card = checkpoint.load(out)
         if not TrainConfig.from_json(card["config"]).same_run(config):
             raise ValueError(f"resume: {out} holds a run with another configuration; expected "
                              f"{config.to_json()}, found {card['config']} (use a new --out)")
-        model.load_state_dict(torch.load(out / checkpoint.WEIGHTS, weights_only=True))
         state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(state["live_weights"] if average else
+                              torch.load(out / checkpoint.WEIGHTS, weights_only=True))
+        if average:
+            average.load_state_dict(state["average"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         return card, int(state["epoch"])

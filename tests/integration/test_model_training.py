@@ -51,6 +51,24 @@ def test_resume_continues_from_the_last_epoch(tiny_data, tmp_path):
     assert card["history"][-1]["loss"] == pytest.approx(uninterrupted["history"][-1]["loss"], rel=1e-3)
 
 
+def test_an_averaged_run_ships_the_average_and_resumes_from_the_live_weights(tiny_data, tmp_path):
+    config = TrainConfig(channels=16, blocks=1, size=64, epochs=3, batch_size=16, weight_average=0.95, reframe=0.5)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False,
+              on_epoch=lambda h: _stop_after(h, 2))
+    state = torch.load(tmp_path / checkpoint.STATE, weights_only=False)
+    shipped = torch.load(tmp_path / checkpoint.WEIGHTS, weights_only=True)
+    first = next(iter(shipped))
+    assert not torch.equal(shipped[first], state["live_weights"][first]), "the checkpoint holds the average"
+    card = train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False)
+    uninterrupted = train(config, tiny_data, tmp_path / "clean", torch.device("cpu"), "test", progress=False)
+    assert card["history"][-1]["loss"] == pytest.approx(uninterrupted["history"][-1]["loss"], rel=1e-3)
+    resumed = torch.load(tmp_path / checkpoint.WEIGHTS, weights_only=True)
+    clean = torch.load(tmp_path / "clean" / checkpoint.WEIGHTS, weights_only=True)
+    assert all(torch.allclose(resumed[k].float(), clean[k].float(), atol=1e-4) for k in clean), \
+        "resuming continues the same average"
+
+
 def test_evaluate_reports_every_figure(tiny_data, tmp_path):
     config = TrainConfig(channels=16, blocks=1, size=64, epochs=1, batch_size=16)
     train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False)
@@ -115,3 +133,8 @@ def test_dice_command_breaks_down_each_checkpoint_and_their_average(tiny_data, d
                     "300", "--largest-component", "--json", str(out)]) == 0
     largest = json.loads(out.read_text())
     assert largest["largest_component"] and largest["models"][0]["all"]["images"] == 59
+    assert command(["--checkpoint", str(tmp_path / "m0"), "--data", str(data_dir / "figshare-cetumor"), "--limit",
+                    "300", "--data-grid", "--json", str(out)]) == 0
+    native = json.loads(out.read_text())
+    assert native["grid"] == 256 and report["grid"] == 64 and native["models"][0]["all"]["images"] == 59
+    assert 0 <= native["models"][0]["all"]["dice"] <= 1

@@ -1,0 +1,66 @@
+"""Field-of-view augmentation: a window of the frame in the top-left corner, background elsewhere,
+image and mask cut alike; and the weight average that a run can ship instead of its last step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from shared.model.config import TrainConfig
+from shared.model.reframe import BACKGROUND, reframe_batch
+from shared.model.weight_average import WeightAverage
+
+
+def _batch(n: int = 8, side: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.linspace(-0.9, 0.9, n * side * side).reshape(n, 1, side, side)
+    masks = torch.zeros(n, 1, side, side)
+    masks[:, :, 10:20, 12:22] = 1
+    return images, masks
+
+
+def test_reframed_samples_are_a_window_of_the_frame_in_the_corner_with_background_beyond():
+    images, masks = _batch()
+    out, out_masks = reframe_batch(images, masks, 1.0, torch.Generator().manual_seed(0))
+    for i in range(len(images)):
+        rows = int((out[i, 0, :, 0] != BACKGROUND).sum())
+        cols = int((out[i, 0, 0, :] != BACKGROUND).sum())
+        assert 16 <= rows <= 32 and 16 <= cols <= 32, (rows, cols)
+        assert (out[i, 0, rows:, :] == BACKGROUND).all() and (out[i, 0, :, cols:] == BACKGROUND).all()
+        window = out[i, 0, :rows, :cols]
+        hits = [(t, l) for t in range(33 - rows) for l in range(33 - cols)
+                if torch.equal(images[i, 0, t:t + rows, l:l + cols], window)]
+        assert len(hits) == 1, "the corner holds one window of the original frame"
+        top, left = hits[0]
+        assert torch.equal(out_masks[i, 0, :rows, :cols], masks[i, 0, top:top + rows, left:left + cols])
+        assert out_masks[i, 0, rows:, :].sum() == 0 and out_masks[i, 0, :, cols:].sum() == 0
+    assert torch.equal(images, _batch()[0]), "the input batch is not changed in place"
+
+
+def test_share_zero_leaves_the_batch_alone_and_the_share_is_checked():
+    images, masks = _batch()
+    out, out_masks = reframe_batch(images, masks, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out, images) and torch.equal(out_masks, masks)
+    with pytest.raises(ValueError, match=r"reframe: expected a share of the batch in \[0, 1\], found 1.5"):
+        TrainConfig(reframe=1.5)
+
+
+def test_the_weight_average_follows_the_weights_slowly_and_copies_counters():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    average = WeightAverage(model, decay=0.9)
+    start = average.shadow["0.weight"].clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model[1].num_batches_tracked += 5
+    for _ in range(100):
+        average.update(model)
+    assert torch.allclose(average.shadow["0.weight"], start + 1, atol=1e-3), "converges to constant weights"
+    assert int(average.shadow["1.num_batches_tracked"]) == 5
+    average = WeightAverage(model, decay=0.99)
+    before = average.shadow["0.weight"].clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    average.update(model)  # the first update is weighted (1 + 1) / (10 + 1): early steps count more
+    assert torch.allclose(average.shadow["0.weight"], before + 9 / 11)
+    with pytest.raises(ValueError, match="weight average: expected 0 .off. or a decay in \\[0.9, 1\\), found 0.5"):
+        TrainConfig(weight_average=0.5)
