@@ -12,8 +12,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 from tqdm import tqdm
 
 from services.modeling.common import write_json
@@ -25,6 +23,7 @@ from shared.model.dice_report import dice_breakdown
 from shared.model.inference import largest_component, tumour_probabilities
 from shared.model.figshare import SOURCE_SIZE, load_figshare
 from shared.model.mask_rule import MaskRule
+from shared.model.preprocess import resize_to
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,11 +93,10 @@ def _test_fold(args: argparse.Namespace, loaded: list) -> int:
 
 
 def _upsampled(probability: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(N, H, W) probabilities resized bilinearly to `shape` (unchanged when they are already that size)."""
+    """(N, H, W) probabilities resized to `shape` the way the worker resizes (bilinear when growing)."""
     if probability.shape[-2:] == tuple(shape):
         return probability
-    tensor = torch.from_numpy(np.ascontiguousarray(probability, dtype=np.float32))[:, None]
-    return F.interpolate(tensor, size=tuple(shape), mode="bilinear", align_corners=False)[:, 0].numpy()
+    return np.stack([resize_to(p, shape) for p in probability])
 
 
 def _largest_components(masks: np.ndarray) -> np.ndarray:

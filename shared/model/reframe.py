@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-BACKGROUND = -1.0       # the normalised value of background, as the worker pads
+from shared.model.series_inference import PAD_VALUE
+
 SMALLEST_SIDE = 0.5     # of the frame: a 64-px window of the 128-px frame
 
 
@@ -27,7 +28,7 @@ def reframe_batch(images: torch.Tensor, masks: torch.Tensor, share: float,
         top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
         left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
         window = images[i, :, top:top + h, left:left + w].clone(), masks[i, :, top:top + h, left:left + w].clone()
-        images[i].fill_(BACKGROUND)
+        images[i].fill_(PAD_VALUE)
         masks[i].zero_()
         images[i, :, :h, :w], masks[i, :, :h, :w] = window
     return images, masks

@@ -65,4 +65,3 @@ def test_masks_overlap_the_expert_masks_and_clear_cases_get_their_type(shipped, 
     assert confident.sum() >= 12, "expected most of 24 clear fold-5 cases to be confident"
     correct = probs.argmax(1) == sample.types
     assert correct[confident].mean() >= 0.9, [TUMOR_TYPES[i] for i in probs.argmax(1)]
-
