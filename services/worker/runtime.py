@@ -13,7 +13,7 @@ import torch
 from shared.model import checkpoint
 from shared.model.device import pick_device
 from shared.model.network import PisovNet
-from shared.model.series_inference import ModelGrid, model_grid
+from shared.model.series_inference import MIN_FIELD_OF_VIEW_MM, ModelGrid, model_grid
 
 log = logging.getLogger("tumorsearch.worker")
 
@@ -33,8 +33,10 @@ class Runtime:
         return float(self.card["architecture"]["spacing_mm"])
 
     def slice_grid(self, rows: int, cols: int, pixel_spacing_mm: tuple[float, float]) -> ModelGrid:
-        """The 2D model's grid for slices of rows x cols: its spacing, padded to its input multiple."""
-        return model_grid(rows, cols, pixel_spacing_mm, self.spacing_mm, self.model.input_multiple)
+        """The 2D model's grid for slices of rows x cols: its spacing, padded to its input multiple and to
+        the smallest field of view it is shown."""
+        return model_grid(rows, cols, pixel_spacing_mm, self.spacing_mm, self.model.input_multiple,
+                          MIN_FIELD_OF_VIEW_MM)
 
     @property
     def dims(self) -> int:

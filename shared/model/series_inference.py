@@ -18,6 +18,11 @@ from shared.model.network import STRIDE, PisovNet, roi_pool
 from shared.model.preprocess import normalize_image, resize_to
 
 PAD_VALUE = -1.0  # the normalised value of background
+# The smallest field of view the worker shows the 2D network. It was trained on 250 mm frames; on the
+# bare grid of a 125 mm field of view (64 px at 1.96 mm) the shipped mask head finds nothing, padded with
+# background to 112 px it finds the tumour in 14 of 15 such figshare slices (docs/model.md, "Small fields
+# of view"). 200 mm is a common head field of view: slices at least that wide are left exactly as before.
+MIN_FIELD_OF_VIEW_MM = 200.0
 
 
 @dataclass(frozen=True)
@@ -42,17 +47,19 @@ class SeriesPrediction:
 
 
 def model_grid(rows: int, cols: int, pixel_spacing_mm: tuple[float, float], model_spacing_mm: float,
-               multiple: int = STRIDE) -> ModelGrid:
+               multiple: int = STRIDE, min_field_mm: float = 0.0) -> ModelGrid:
     """The slice grid at the model's spacing, padded at its end to `multiple` (the model's
-    `input_multiple`: the network then sees background, as in training, rather than padding its own maps)."""
-    if min(pixel_spacing_mm) <= 0 or model_spacing_mm <= 0:
-        raise ValueError(f"spacing: expected positive millimetres, found pixel {pixel_spacing_mm}, "
-                         f"model {model_spacing_mm}")
+    `input_multiple`: the network then sees background, as in training, rather than padding its own maps),
+    and on each side to at least `min_field_mm` (the worker passes MIN_FIELD_OF_VIEW_MM)."""
+    if min(pixel_spacing_mm) <= 0 or model_spacing_mm <= 0 or min_field_mm < 0:
+        raise ValueError(f"spacing: expected positive millimetres (smallest field: zero or more), found pixel "
+                         f"{pixel_spacing_mm}, model {model_spacing_mm}, smallest field {min_field_mm}")
     shape = tuple(max(STRIDE, int(round(n * s / model_spacing_mm)))
                   for n, s in zip((rows, cols), pixel_spacing_mm))
     if multiple <= 0 or multiple % STRIDE:
         raise ValueError(f"multiple: expected a positive multiple of {STRIDE}, found {multiple}")
-    padded = tuple(-(-n // multiple) * multiple for n in shape)
+    least = int(round(min_field_mm / model_spacing_mm))
+    padded = tuple(-(-max(n, least) // multiple) * multiple for n in shape)
     scale = (rows / shape[0], cols / shape[1])
     return ModelGrid(shape, padded, scale, model_spacing_mm)  # type: ignore[arg-type]
 

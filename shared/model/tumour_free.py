@@ -22,7 +22,7 @@ from shared.model.healthy_mirror import mirror_healthy_halves
 from shared.model.inference import largest_component_box, tumour_probabilities
 from shared.model.mask_rule import MaskRule
 from shared.model.network import STRIDE, PisovNet
-from shared.model.series_inference import ModelGrid, model_grid, prepare_slices
+from shared.model.series_inference import MIN_FIELD_OF_VIEW_MM, ModelGrid, model_grid, prepare_slices
 from shared.model.volumes import read_volume, reorient
 
 # The labelled real volumes of the shared data folder (its README), relative to that folder.
@@ -55,7 +55,8 @@ def load_check_volume(image: Path, mask: Path, spacing_mm: float, multiple: int 
     near = ndimage.binary_dilation(lesion, iterations=MARGIN_SLICES)
     bright = data > 0.1 * np.percentile(data, 99)
     brain = bright.mean((1, 2)) > BRAIN_SHARE
-    grid = model_grid(data.shape[1], data.shape[2], (spacing[1], spacing[2]), spacing_mm, multiple)
+    grid = model_grid(data.shape[1], data.shape[2], (spacing[1], spacing[2]), spacing_mm, multiple,
+                      MIN_FIELD_OF_VIEW_MM)
     return CheckVolume(prepare_slices(data, grid), grid, brain & ~near, lesion)
 
 
