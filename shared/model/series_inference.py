@@ -19,9 +19,10 @@ from shared.model.preprocess import normalize_image, resize_to
 
 PAD_VALUE = -1.0  # the normalised value of background
 # The smallest field of view the worker shows the 2D network. It was trained on 250 mm frames; on the
-# bare grid of a 125 mm field of view (64 px at 1.96 mm) the shipped mask head finds nothing, padded with
-# background to 112 px it finds the tumour in 14 of 15 such figshare slices (docs/model.md, "Small fields
-# of view"). 200 mm is a common head field of view: slices at least that wide are left exactly as before.
+# bare grid of a 125 mm field of view (64 px at 1.96 mm) the shipped mask head finds nothing. 200 mm is a
+# common head field of view: 102 px at 1.96 mm, which the shipped head's input multiple of 16 rounds up to
+# 112 px, where it finds the tumour in 14 of 15 such figshare slices (docs/model.md, "Small fields of view:
+# the worker frames them"). Slices at least 200 mm wide are padded exactly as before.
 MIN_FIELD_OF_VIEW_MM = 200.0
 
 

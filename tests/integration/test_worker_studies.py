@@ -49,7 +49,9 @@ def figshare_study(data_dir: Path, image_id: int, out: Path) -> tuple[list[Path]
     image = np.asarray(Image.open(root / "images" / f"{image_id}.png").convert("L")).astype(np.uint16)
     mask = np.asarray(Image.open(root / "masks" / f"{image_id}.png").convert("L")) > 127
     with (root / "labels.csv").open() as handle:
-        spacing = next(float(r["pixel_spacing_mm"]) for r in csv.DictReader(handle) if r["image_id"] == str(image_id))
+        spacings = {r["image_id"]: float(r["pixel_spacing_mm"]) for r in csv.DictReader(handle)}
+    assert str(image_id) in spacings, f"expected image {image_id} in {root / 'labels.csv'}, found no such row"
+    spacing = spacings[str(image_id)]
     return write_slice_study(image, spacing, out, StudyIds.fresh(f"TEST-{image_id}")), mask
 
 

@@ -11,7 +11,7 @@ from shared.model.series_inference import MIN_FIELD_OF_VIEW_MM, PAD_VALUE, model
 MODEL_MM, MULTIPLE = 1.96, 16
 
 
-def test_a_125_mm_field_is_padded_to_200_mm():
+def test_a_125_mm_field_is_padded_to_200_mm_rounded_up_to_the_input_multiple():
     grid = model_grid(256, 256, (0.49, 0.49), MODEL_MM, MULTIPLE, MIN_FIELD_OF_VIEW_MM)
     assert grid.shape == (64, 64) and grid.padded == (112, 112)
     assert grid.scale == (4.0, 4.0), "the slice itself keeps its true scale"
@@ -41,3 +41,15 @@ def test_the_slice_sits_top_left_with_background_beyond():
 def test_a_negative_smallest_field_is_refused():
     with pytest.raises(ValueError, match=r"smallest field: zero or more.*smallest field -1.0"):
         model_grid(256, 256, (0.49, 0.49), MODEL_MM, MULTIPLE, -1.0)
+
+
+def test_the_worker_runtime_frames_small_fields():
+    import torch
+
+    from services.worker.runtime import Runtime
+    from shared.model.network import PisovNet
+
+    model = PisovNet(channels=16, blocks=1, mask_levels=2)
+    runtime = Runtime(model, {"architecture": {"spacing_mm": MODEL_MM}}, torch.device("cpu"))
+    assert runtime.slice_grid(256, 256, (0.49, 0.49)).padded == (112, 112)
+    assert runtime.slice_grid(240, 240, (1.0, 1.0)).padded == (128, 128)
