@@ -3,7 +3,6 @@ indexed tumours, a DICOM SEG and a status — or a clear reason why not."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import highdicom as hd
@@ -14,6 +13,7 @@ from PIL import Image
 from pydicom.uid import JPEG2000Lossless
 
 from shared.contracts.vectors import collection_name
+from shared.dicomize.figshare import read_labels, read_pixels
 from shared.dicomize.volume import slices_reversed
 from shared.dicomize.writer import StudyIds, affine_lps_from_file, write_slice_study, write_volume_series
 from shared.model.checkpoint import CARD, SHIPPED
@@ -45,14 +45,13 @@ def model_version() -> str:
 
 
 def figshare_study(data_dir: Path, image_id: int, out: Path) -> tuple[list[Path], np.ndarray]:
+    """(the one-slice study at the image's own pixel spacing, the expert mask), read as `dicomize figshare` reads."""
     root = data_dir / "figshare-cetumor"
-    image = np.asarray(Image.open(root / "images" / f"{image_id}.png").convert("L")).astype(np.uint16)
+    image = next((i for i in read_labels(root) if i.image_id == image_id), None)
+    assert image is not None, f"expected image {image_id} in {root / 'labels.csv'}, found no such row"
     mask = np.asarray(Image.open(root / "masks" / f"{image_id}.png").convert("L")) > 127
-    with (root / "labels.csv").open() as handle:
-        spacings = {r["image_id"]: float(r["pixel_spacing_mm"]) for r in csv.DictReader(handle)}
-    assert str(image_id) in spacings, f"expected image {image_id} in {root / 'labels.csv'}, found no such row"
-    spacing = spacings[str(image_id)]
-    return write_slice_study(image, spacing, out, StudyIds.fresh(f"TEST-{image_id}")), mask
+    study = write_slice_study(read_pixels(root, image), image.spacing_mm, out, StudyIds.fresh(f"TEST-{image_id}"))
+    return study, mask
 
 
 def volume_study(data_dir: Path, out: Path, **kwargs) -> tuple[list[Path], np.ndarray]:
