@@ -35,6 +35,7 @@ def _model_2d() -> tuple[PisovNet, dict]:
     return model, {"weights": weights, "parameters": sum(p.numel() for p in model.parameters()),
                    "channels": config.channels, "blocks": config.blocks, "seg_channels": config.seg_channels,
                    "mid_level": config.mid_level, "context": config.context, "mask_levels": config.mask_levels,
+                   "symmetry": config.symmetry,
                    "input_size": config.size, "spacing_mm": round(SOURCE_SPACING_MM * 256 / config.size, 4)}
 
 
@@ -42,7 +43,7 @@ def _model_3d(info: dict) -> PisovNet:
     torch.manual_seed(0)
     return PisovNet(dims=3, in_channels=1, channels=info["channels"], blocks=info["blocks"],
                     seg_channels=info["seg_channels"], mid_level=info["mid_level"],
-                    context=info["context"], mask_levels=info["mask_levels"]).eval()
+                    context=info["context"], mask_levels=info["mask_levels"], symmetry=info["symmetry"]).eval()
 
 
 def _formatted(tensor_or_model, bf16: bool, dims: int):

@@ -26,7 +26,7 @@ def build_model(config: TrainConfig) -> PisovNet:
     return PisovNet(dims=2, in_channels=1, channels=config.channels, blocks=config.blocks,
                     tasks=config.classification_tasks, projection=config.projection,
                     seg_channels=config.seg_channels, mid_level=config.mid_level,
-                    context=config.context, mask_levels=config.mask_levels)
+                    context=config.context, mask_levels=config.mask_levels, symmetry=config.symmetry)
 
 
 def new_card(config: TrainConfig, code_version: str, data_description: str) -> dict:
@@ -36,7 +36,7 @@ def new_card(config: TrainConfig, code_version: str, data_description: str) -> d
         "architecture": {"name": "PisovNet", "dims": 2, "in_channels": 1, "channels": config.channels,
                          "blocks": config.blocks, "seg_channels": config.seg_channels,
                          "mid_level": config.mid_level, "context": config.context,
-                         "mask_levels": config.mask_levels, "stride": STRIDE, "projection": config.projection,
+                         "mask_levels": config.mask_levels, "symmetry": config.symmetry, "stride": STRIDE, "projection": config.projection,
                          "input_size": config.size, "spacing_mm": round(spacing, 4)},
         "tasks": {t: list(CLASSIFICATION_TASKS[t].classes) for t in config.classification_tasks},
         "segmentation": "segmentation" in config.tasks,

@@ -16,6 +16,7 @@ class TrainConfig:
     mid_level: bool = False         # down x4 as two stride-2 steps; the mask head also reads stride 2
     context: bool = False           # the mask head also reads the coarse map pooled to 1, 2, 4 cells per side
     mask_levels: int = 0            # stride-2 levels of a small U-Net on the coarse map, for the mask only
+    symmetry: bool = False          # a second input channel: the image mirrored about its content's centre
     size: int = 128                 # training grid (pixels); the spacing follows from the source grid
     epochs: int = 40
     batch_size: int = 32

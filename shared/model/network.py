@@ -11,6 +11,9 @@
     optional `mask_levels` (not in the paper): the segmentation head first runs a small U-Net on the
     coarse map, `mask_levels` learned stride-2 steps down (wider, a ResBlock each) and back up with
     skips, so the mask sees larger shapes at coarser scales; RoiPool and the embedding are unchanged
+    optional `symmetry` (not in the paper): the input gets a second channel, the image mirrored left to
+    right about its own content's centre (`shared.model.symmetry`), since a tumour breaks the brain's
+    symmetry; callers still pass one-channel images
 
 RoiPool (the slice of F under the box, global max over it) is the tumour's embedding: its size is the
 backbone's channel count. Boxes are given in input voxels.
@@ -30,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from shared.model.mask_rule import MaskRule
+from shared.model.symmetry import with_mirror
 
 STRIDE = 4
 SEG_CHANNELS = 16
@@ -195,11 +199,13 @@ class PisovNet(nn.Module):
 
     def __init__(self, dims: int = 2, in_channels: int = 1, channels: int = 64, blocks: int = 4,
                  tasks: dict[str, int] | None = None, projection: int = 0, seg_channels: int = SEG_CHANNELS,
-                 mid_level: bool = False, context: bool = False, mask_levels: int = 0) -> None:
+                 mid_level: bool = False, context: bool = False, mask_levels: int = 0,
+                 symmetry: bool = False) -> None:
         super().__init__()
         self.dims = dims
         self.channels = channels
-        self.backbone = Backbone(dims, in_channels, channels, blocks, mid_level)
+        self.symmetry = symmetry
+        self.backbone = Backbone(dims, in_channels * (2 if symmetry else 1), channels, blocks, mid_level)
         self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims, seg_channels,
                                          self.backbone.mid_channels, context, mask_levels)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
@@ -223,6 +229,11 @@ class PisovNet(nn.Module):
         """(coarse map at stride 4, prep features[, stride-2 features]); spatial sizes multiples of 4."""
         if any(s % STRIDE for s in images.shape[2:]):
             raise ValueError(f"images: expected spatial sizes divisible by {STRIDE}, found {tuple(images.shape[2:])}")
+        if self.symmetry:
+            # Two channels now: a 2D batch goes on channels-last, the layout oneDNN's bf16 kernels want.
+            images = with_mirror(images)
+            if images.dim() == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
         return self.backbone(images)
 
     def segment(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
