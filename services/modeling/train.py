@@ -38,6 +38,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the mask head also reads the coarse map pooled to 1, 2 and 4 cells per side")
     p.add_argument("--mask-levels", type=int, default=defaults.mask_levels,
                    help="stride-2 levels of a small U-Net on the coarse map, read by the mask head only (0 = none)")
+    p.add_argument("--deep-supervision", type=float, default=defaults.deep_supervision,
+                   help="weight of a mask loss on each mask level's coarse logit (needs --mask-levels; 0 = off)")
     p.add_argument("--symmetry", action="store_true",
                    help="a second input channel: the image mirrored left to right about its content's centre")
     p.add_argument("--size", type=int, default=defaults.size, help="training grid in pixels (multiple of 4)")
@@ -99,7 +101,8 @@ def command(argv: list[str]) -> int:
     settings = settings_or_exit(ModelSettings, os.environ, "train")
     config = TrainConfig(tasks=parse_tasks(args.tasks), channels=args.channels, blocks=args.blocks,
                          seg_channels=args.seg_channels, mid_level=args.mid_level, context=args.context,
-                         mask_levels=args.mask_levels, symmetry=args.symmetry, size=args.size,
+                         mask_levels=args.mask_levels, symmetry=args.symmetry,
+                         deep_supervision=args.deep_supervision, size=args.size,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          metric_weight=args.metric_weight, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,

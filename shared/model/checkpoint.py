@@ -26,7 +26,8 @@ def build_model(config: TrainConfig) -> PisovNet:
     return PisovNet(dims=2, in_channels=1, channels=config.channels, blocks=config.blocks,
                     tasks=config.classification_tasks, projection=config.projection,
                     seg_channels=config.seg_channels, mid_level=config.mid_level,
-                    context=config.context, mask_levels=config.mask_levels, symmetry=config.symmetry)
+                    context=config.context, mask_levels=config.mask_levels, symmetry=config.symmetry,
+                    deep_supervision=bool(config.deep_supervision))
 
 
 def new_card(config: TrainConfig, code_version: str, data_description: str) -> dict:

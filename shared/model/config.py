@@ -17,6 +17,7 @@ class TrainConfig:
     context: bool = False           # the mask head also reads the coarse map pooled to 1, 2, 4 cells per side
     mask_levels: int = 0            # stride-2 levels of a small U-Net on the coarse map, for the mask only
     symmetry: bool = False          # a second input channel: the image mirrored about its content's centre
+    deep_supervision: float = 0.0   # weight of a mask loss on each mask level's own coarse logit; 0 = off
     size: int = 128                 # training grid (pixels); the spacing follows from the source grid
     epochs: int = 40
     batch_size: int = 32
@@ -45,6 +46,9 @@ class TrainConfig:
         if self.test_fold in self.train_folds or not set(self.train_folds) <= set(range(1, 6)):
             raise ValueError(f"train folds: expected folds 1..5 without the test fold {self.test_fold}, "
                              f"found {list(self.train_folds)}")
+        if self.deep_supervision and not (self.mask_levels and self.deep_supervision > 0):
+            raise ValueError(f"deep supervision: expected a positive weight with --mask-levels, found "
+                             f"{self.deep_supervision} with {self.mask_levels} mask levels")
         if not 0 <= self.mask_levels <= 3:
             raise ValueError(f"mask levels: expected 0..3 stride-2 levels below the coarse map, found {self.mask_levels}")
         if self.mask_type_weights and (len(self.mask_type_weights) != len(TUMOR_TYPES)

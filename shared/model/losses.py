@@ -25,6 +25,15 @@ def mask_loss(logits: torch.Tensor, target: torch.Tensor, has_mask: torch.Tensor
     return ((bce + dice) * weights).sum() / weights.sum()
 
 
+def coarse_mask_loss(level_logits: list[torch.Tensor], target: torch.Tensor, has_mask: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Deep supervision: the mean over levels of `mask_loss` of each coarser logit map against the mask
+    average-pooled to its grid (the share of each cell that is tumour, a soft target)."""
+    pool = F.adaptive_avg_pool2d if target.dim() == 4 else F.adaptive_avg_pool3d
+    losses = [mask_loss(logits, pool(target, logits.shape[2:]), has_mask, weights) for logits in level_logits]
+    return torch.stack(losses).mean()
+
+
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over samples whose label is known; a batch with none adds exactly nothing."""
     known = labels != MISSING

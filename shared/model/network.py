@@ -10,7 +10,9 @@
     pixel's mask logit can depend on the whole slice; RoiPool and the embedding are unchanged
     optional `mask_levels` (not in the paper): the segmentation head first runs a small U-Net on the
     coarse map, `mask_levels` learned stride-2 steps down (wider, a ResBlock each) and back up with
-    skips, so the mask sees larger shapes at coarser scales; RoiPool and the embedding are unchanged
+    skips, so the mask sees larger shapes at coarser scales; RoiPool and the embedding are unchanged;
+    with `deep_supervision`, each of those levels also gives a tumour logit that training scores against
+    the mask pooled to its grid (a loss term only; inference reads the full-resolution logit alone)
     optional `symmetry` (not in the paper): the input gets a second channel, the image mirrored left to
     right about its own content's centre (`shared.model.symmetry`), since a tumour breaks the brain's
     symmetry; callers still pass one-channel images
@@ -104,17 +106,21 @@ class MaskLevels(nn.Module):
     the backbone's channels (64 -> 96 -> 128), a ResBlock each; on the way up a 1x1 convolution narrows,
     the up-sampled map is added to the level's skip and mixed by a ResBlock. Same shape in and out."""
 
-    def __init__(self, channels: int, levels: int, dims: int) -> None:
+    def __init__(self, channels: int, levels: int, dims: int, deep_supervision: bool = False) -> None:
         super().__init__()
         conv, norm, _ = _layers(dims)
         widths = [channels + l * channels // 2 for l in range(levels + 1)]
+        # Deep supervision: a 1x1 tumour logit on each level below the coarse map, for training only.
+        self.aux = nn.ModuleList(conv(b, 1, 1) for b in widths[1:]) if deep_supervision else None
         self.down = nn.ModuleList(
             nn.Sequential(conv(a, b, 2, stride=2, bias=False), norm(b), nn.ReLU(inplace=True), ResBlock(b, dims))
             for a, b in zip(widths, widths[1:]))
         self.narrow = nn.ModuleList(conv(b, a, 1) for a, b in zip(widths, widths[1:]))
         self.mix = nn.ModuleList(ResBlock(a, dims) for a in widths[:-1])
 
-    def forward(self, coarse: torch.Tensor) -> torch.Tensor:
+    def forward(self, coarse: torch.Tensor, aux: list | None = None) -> torch.Tensor:
+        """With a list `aux` (and deep supervision), appends each coarser level's tumour logit, coarsest
+        first."""
         # Each level halves with a stride-2 kernel-2 convolution: a side that is not a multiple of
         # 2**levels would lose its last row (misaligned masks) or, below 2**levels, fail outright
         # (thin 3D volumes). Edge-replicate up to the multiple, crop back at the end.
@@ -125,7 +131,9 @@ class MaskLevels(nn.Module):
         for step in self.down:
             skips.append(step(skips[-1]))
         x = skips.pop()
-        for narrow, mix in zip(reversed(self.narrow), reversed(self.mix)):
+        for level, (narrow, mix) in enumerate(zip(reversed(self.narrow), reversed(self.mix))):
+            if aux is not None and self.aux is not None:
+                aux.append(self.aux[len(self.aux) - 1 - level](x))
             skip = skips.pop()
             x = mix(F.relu(skip + _up(narrow(x), skip)))
         return x[(..., *(slice(0, s) for s in spatial))]
@@ -137,10 +145,11 @@ class SegmentationHead(nn.Module):
     and a 1x1 logit."""
 
     def __init__(self, channels: int, prep_channels: int, dims: int, width: int = SEG_CHANNELS,
-                 mid_channels: int = 0, context: bool = False, mask_levels: int = 0) -> None:
+                 mid_channels: int = 0, context: bool = False, mask_levels: int = 0,
+                 deep_supervision: bool = False) -> None:
         super().__init__()
         conv, _, _ = _layers(dims)
-        self.levels = MaskLevels(channels, mask_levels, dims) if mask_levels else None
+        self.levels = MaskLevels(channels, mask_levels, dims, deep_supervision) if mask_levels else None
         self.narrow = conv(channels, width, 1)
         if context:
             self.context = nn.ModuleList(conv(channels, width, 1) for _ in CONTEXT_BINS)
@@ -154,8 +163,9 @@ class SegmentationHead(nn.Module):
         self.block = ResBlock(width, dims)
         self.logit = conv(width, 1, 1)
 
-    def forward(self, coarse: torch.Tensor, early: torch.Tensor, mid: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.narrow(coarse if self.levels is None else self.levels(coarse))
+    def forward(self, coarse: torch.Tensor, early: torch.Tensor, mid: torch.Tensor | None = None,
+                aux: list | None = None) -> torch.Tensor:
+        x = self.narrow(coarse if self.levels is None else self.levels(coarse, aux))
         if self.context is not None:
             for bins, project in zip(CONTEXT_BINS, self.context):
                 x = x + _up(project(_pool(coarse, bins)), coarse)
@@ -200,14 +210,15 @@ class PisovNet(nn.Module):
     def __init__(self, dims: int = 2, in_channels: int = 1, channels: int = 64, blocks: int = 4,
                  tasks: dict[str, int] | None = None, projection: int = 0, seg_channels: int = SEG_CHANNELS,
                  mid_level: bool = False, context: bool = False, mask_levels: int = 0,
-                 symmetry: bool = False) -> None:
+                 symmetry: bool = False, deep_supervision: bool = False) -> None:
         super().__init__()
         self.dims = dims
         self.channels = channels
         self.symmetry = symmetry
         self.backbone = Backbone(dims, in_channels * (2 if symmetry else 1), channels, blocks, mid_level)
         self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims, seg_channels,
-                                         self.backbone.mid_channels, context, mask_levels)
+                                         self.backbone.mid_channels, context, mask_levels,
+                                         deep_supervision and mask_levels > 0)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
         self.projection = nn.Linear(channels, projection) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.
@@ -236,8 +247,9 @@ class PisovNet(nn.Module):
                 images = images.contiguous(memory_format=torch.channels_last)
         return self.backbone(images)
 
-    def segment(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return self.seg_head(*features)
+    def segment(self, features: tuple[torch.Tensor, ...], aux: list | None = None) -> torch.Tensor:
+        """Mask logits; with a list `aux`, deep supervision's coarser logits are appended to it."""
+        return self.seg_head(*features, aux=aux)
 
     def embed(self, coarse: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(RoiPool vectors, embeddings) for boxes in input voxels: equal unless a projection is set."""
@@ -248,7 +260,8 @@ class PisovNet(nn.Module):
         """Mask logits (N, 1, *spatial), per-task logits, and the tumour embeddings for the given boxes."""
         features = self.features(images)
         pooled, embedding = self.embed(features[0].float(), boxes)
-        out = {"mask": self.segment(features), "embedding": embedding}
+        levels: list[torch.Tensor] = []
+        out = {"mask": self.segment(features, levels), "embedding": embedding, "mask_levels": levels}
         for key, head in self.heads.items():
             out[key.removeprefix("task_")] = head(pooled)
         return out

@@ -20,7 +20,7 @@ from shared.model.config import TrainConfig
 from shared.model.device import autocast, seed_everything
 from shared.model.figshare import Slices
 from shared.model.healthy_mirror import mirror_healthy_halves
-from shared.model.losses import mask_loss, supervised_contrastive, task_loss
+from shared.model.losses import coarse_mask_loss, mask_loss, supervised_contrastive, task_loss
 from shared.model.negatives import anatomy_free
 from shared.model.reframe import reframe_batch
 from shared.model.steps import optimisation_step
@@ -76,6 +76,9 @@ def batch_loss(model, batch: dict, config: TrainConfig) -> tuple[torch.Tensor, d
         every = torch.ones(len(batch["masks"]), dtype=torch.bool)
         weights = mask_weights(config, batch["labels"]["type"])
         parts["segmentation"] = config.seg_weight * mask_loss(out["mask"], batch["masks"], every, weights)
+        if config.deep_supervision and out["mask_levels"]:
+            parts["mask_levels"] = config.seg_weight * config.deep_supervision * coarse_mask_loss(
+                out["mask_levels"], batch["masks"], every, weights)
     for name in config.classification_tasks:
         parts[name] = CLASSIFICATION_TASKS[name].weight * task_loss(out[name], batch["labels"][name])
     if config.metric_weight and "type" in config.tasks:
