@@ -217,8 +217,7 @@ class PisovNet(nn.Module):
         self.symmetry = symmetry
         self.backbone = Backbone(dims, in_channels * (2 if symmetry else 1), channels, blocks, mid_level)
         self.seg_head = SegmentationHead(channels, self.backbone.prep_channels, dims, seg_channels,
-                                         self.backbone.mid_channels, context, mask_levels,
-                                         deep_supervision and mask_levels > 0)
+                                         self.backbone.mid_channels, context, mask_levels, deep_supervision)
         # Optional learned projection of the RoiPool vector (metric learning); 0 keeps the raw vector.
         self.projection = nn.Linear(channels, projection) if projection else None
         # Keys are prefixed: a task named "type" would clash with nn.Module.type.

@@ -18,13 +18,7 @@ def content_centre(images: torch.Tensor) -> torch.Tensor:
     """(N,) position along the last axis of each image's intensity-weighted centroid (in voxels), with
     weights = intensity above the image's minimum; the grid's centre for a blank image."""
     x = images.float()
-    n, width = x.shape[0], x.shape[-1]
-    weights = x - x.reshape(n, -1).amin(1).reshape(n, *([1] * (x.dim() - 1)))
-    profile = weights.sum(dim=tuple(range(1, x.dim() - 1)))        # (N, W)
-    total = profile.sum(1)
-    positions = torch.arange(width, dtype=torch.float32, device=x.device)
-    centre = (profile * positions).sum(1) / total.clamp_min(1e-6)
-    return torch.where(total > 1e-6, centre, torch.full_like(centre, (width - 1) / 2))
+    return _centre(x, _per_image_minimum(x))
 
 
 def mirror_about_content(images: torch.Tensor) -> torch.Tensor:
@@ -32,11 +26,11 @@ def mirror_about_content(images: torch.Tensor) -> torch.Tensor:
     the value at 2c - j, interpolated linearly; beyond the grid, the image's minimum."""
     x = images.float()
     n, width = x.shape[0], x.shape[-1]
-    centre = content_centre(x).reshape(n, *([1] * (x.dim() - 1)))
+    background = _per_image_minimum(x)
+    centre = _centre(x, background).reshape(n, *([1] * (x.dim() - 1)))
     source = 2 * centre - torch.arange(width, dtype=torch.float32, device=x.device)   # (N, 1.., W)
     low = torch.floor(source)
     frac = source - low
-    background = x.reshape(n, -1).amin(1).reshape(n, *([1] * (x.dim() - 1)))
 
     def read(index: torch.Tensor) -> torch.Tensor:
         inside = (index >= 0) & (index <= width - 1)
@@ -45,6 +39,20 @@ def mirror_about_content(images: torch.Tensor) -> torch.Tensor:
 
     mirrored = read(low) * (1 - frac) + read(low + 1) * frac
     return mirrored.to(images.dtype)
+
+
+def _per_image_minimum(x: torch.Tensor) -> torch.Tensor:
+    """Each image's minimum (its background), shaped (N, 1, ...) to broadcast over the image."""
+    return x.reshape(len(x), -1).amin(1).reshape(len(x), *([1] * (x.dim() - 1)))
+
+
+def _centre(x: torch.Tensor, minimum: torch.Tensor) -> torch.Tensor:
+    width = x.shape[-1]
+    profile = (x - minimum).sum(dim=tuple(range(1, x.dim() - 1)))        # (N, W)
+    total = profile.sum(1)
+    positions = torch.arange(width, dtype=torch.float32, device=x.device)
+    centre = (profile * positions).sum(1) / total.clamp_min(1e-6)
+    return torch.where(total > 1e-6, centre, torch.full_like(centre, (width - 1) / 2))
 
 
 def with_mirror(images: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from services.worker.runtime import Runtime
+from shared.model.network import PisovNet
 from shared.model.series_inference import MIN_FIELD_OF_VIEW_MM, PAD_VALUE, model_grid, prepare_slices
 
 MODEL_MM, MULTIPLE = 1.96, 16
@@ -44,11 +47,6 @@ def test_a_negative_smallest_field_is_refused():
 
 
 def test_the_worker_runtime_frames_small_fields():
-    import torch
-
-    from services.worker.runtime import Runtime
-    from shared.model.network import PisovNet
-
     model = PisovNet(channels=16, blocks=1, mask_levels=2)
     runtime = Runtime(model, {"architecture": {"spacing_mm": MODEL_MM}}, torch.device("cpu"))
     assert runtime.slice_grid(256, 256, (0.49, 0.49)).padded == (112, 112)
