@@ -3,6 +3,7 @@ the average of their probabilities (docs/model-experiments.md).
 
     tumorsearch dice --checkpoint A [--checkpoint B ...] [--test-fold 5] [--mask-rule card|plain]
                      [--ensemble-threshold 0.5] [--largest-component] [--data-grid] [--json OUT]
+                     [--failures-png OUT.png]
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import numpy as np
 from tqdm import tqdm
 
 from services.modeling.common import write_json
+from services.modeling.failure_gallery import failure_gallery
 from services.modeling.settings import ModelSettings
 from shared.config.startup import settings_or_exit
 from shared.model import checkpoint
 from shared.model.device import pick_device
-from shared.model.dice_report import dice_breakdown
+from shared.model.dice_report import dice_breakdown, failure_list
 from shared.model.inference import largest_component, tumour_probabilities
 from shared.model.figshare import SOURCE_SIZE, load_figshare
 from shared.model.mask_rule import MaskRule
@@ -41,7 +43,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-grid", action="store_true",
                    help="score at the data's own grid (the 256-px PNGs): probabilities up-sampled bilinearly, "
                         "against the expert masks as given, instead of at the model's grid")
-    p.add_argument("--json", type=Path, default=None, help="write the breakdown here (else stdout)")
+    p.add_argument("--json", type=Path, default=None,
+                   help="write the breakdown and the list of failed images here (else stdout)")
+    p.add_argument("--failures-png", type=Path, default=None,
+                   help="draw the first checkpoint's failed images (Dice < 0.1) with the expert's and the "
+                        "model's outlines into this PNG")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
     return p
 
@@ -61,26 +67,39 @@ def command(argv: list[str]) -> int:
     truth = load_figshare(root, SOURCE_SIZE, limit=args.limit).folds_in([fold]) if args.data_grid else test
     report = {"test_fold": fold, "images": len(test), "largest_component": args.largest_component,
               "grid": truth.masks.shape[-1], "models": [], "ensemble": None}
-    keep = _largest_components if args.largest_component else (lambda masks: masks)
-
-    def shape(probability: np.ndarray, threshold: float) -> np.ndarray:
-        return keep(_upsampled(probability, truth.masks.shape[-2:]) > threshold)
-
-    probabilities = []
+    probabilities, first_masks = [], None
     for path, (model, card) in tqdm(list(zip(args.checkpoint, loaded)), desc="checkpoints", unit="model"):
         rule = MaskRule() if args.mask_rule == "plain" else model.mask_rule
-        probability = tumour_probabilities(model, test.images, device, rule)
+        probability = _upsampled(tumour_probabilities(model, test.images, device, rule), truth.masks.shape[-2:])
         probabilities.append(probability)
+        masks, scored = _scored(probability, rule.threshold, truth, args.largest_component)
+        first_masks = masks if first_masks is None else first_masks
         report["models"].append({"checkpoint": str(path), "model_version": card["model_version"],
-                                 "mask_rule": rule.to_json()}
-                                | dice_breakdown(shape(probability, rule.threshold), truth.masks, test.types))
+                                 "mask_rule": rule.to_json()} | scored)
     if len(probabilities) > 1:
-        mean = np.mean(probabilities, axis=0)
-        report["ensemble"] = {"threshold": args.ensemble_threshold} | dice_breakdown(
-            shape(mean, args.ensemble_threshold), truth.masks, test.types)
+        _, scored = _scored(np.mean(probabilities, axis=0), args.ensemble_threshold, truth, args.largest_component)
+        report["ensemble"] = {"threshold": args.ensemble_threshold} | scored
+    if args.failures_png:
+        _draw_failures(args.failures_png, truth, first_masks, report["models"][0]["failures"])
     write_json(args.json, report)
     _print_table(report)
     return 0
+
+
+def _scored(probability: np.ndarray, threshold: float, truth, largest: bool) -> tuple[np.ndarray, dict]:
+    """(predicted masks, Dice breakdown with the list of failed images) at `threshold`."""
+    masks = probability > threshold
+    masks = _largest_components(masks) if largest else masks
+    breakdown = dice_breakdown(masks, truth.masks, truth.types)
+    return masks, breakdown | {"failures": failure_list(masks, truth.masks, probability, truth.types, truth.ids)}
+
+
+def _draw_failures(path: Path, truth, masks: np.ndarray, failures: list[dict]) -> None:
+    if not failures:
+        print(f"no failed images (Dice < 0.1): {path} not written")
+        return
+    drawn = failure_gallery(truth.images, truth.masks, masks, truth.ids, failures, path)
+    print(f"{drawn} failed images drawn into {path}")
 
 
 def _test_fold(args: argparse.Namespace, loaded: list) -> int:

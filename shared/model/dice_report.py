@@ -1,8 +1,8 @@
 """Where segmentation loses Dice: the fold's Dice as `evaluate` reports it (mean of per-image Dice) and
 pooled (all intersections over all areas, which weighs large tumours more), per tumour type, by quartile
-of the expert area within a type, and the failures (Dice < 0.1; nothing predicted at all). The same
-breakdown for the average of several models' probabilities tells model variance (which averaging
-removes) from what every model gets wrong alike."""
+of the expert area within a type, and the failures (Dice < 0.1; nothing predicted at all), listed one by
+one by `failure_list`. The same breakdown for the average of several models' probabilities tells model
+variance (which averaging removes) from what every model gets wrong alike."""
 
 from __future__ import annotations
 
@@ -42,3 +42,25 @@ def dice_breakdown(predicted: np.ndarray, expert: np.ndarray, types: np.ndarray)
                                                                         expert[keep][quartile == q])
             for q in range(4) if (quartile == q).any()]}
     return report
+
+
+def failure_list(predicted: np.ndarray, expert: np.ndarray, probability: np.ndarray, types: np.ndarray,
+                 ids: np.ndarray) -> list[dict]:
+    """One row per failed image (Dice < 0.1), by image id: the expert's and the model's areas, the kind
+    of failure (nothing drawn at all, drawn only elsewhere, or an overlap too small for Dice 0.1) and
+    the model's highest tumour probability inside the expert mask — near 0 when the model saw nothing
+    there, near the threshold when a lower one would have found it."""
+    if probability.shape != expert.shape or predicted.shape != expert.shape:
+        raise ValueError(f"expected probabilities and masks of one shape; found {probability.shape}, "
+                         f"{predicted.shape} and {expert.shape}")
+    dice = dice_scores(predicted, expert)
+    rows = []
+    for k in np.nonzero(dice < FAILED_BELOW)[0]:
+        drawn, overlap = int(predicted[k].sum()), int((predicted[k] & expert[k]).sum())
+        inside = probability[k][expert[k]]
+        rows.append({"image_id": int(ids[k]), "type": TUMOR_TYPES[int(types[k])],
+                     "expert_area_px": int(expert[k].sum()), "predicted_area_px": drawn,
+                     "dice": round(float(dice[k]), 4),
+                     "kind": "nothing predicted" if drawn == 0 else "elsewhere" if overlap == 0 else "overlap",
+                     "peak_probability_inside": round(float(inside.max()), 3) if inside.size else 0.0})
+    return sorted(rows, key=lambda row: row["image_id"])

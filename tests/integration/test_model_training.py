@@ -133,8 +133,12 @@ def test_dice_command_breaks_down_each_checkpoint_and_their_average(tiny_data, d
                     "300", "--largest-component", "--json", str(out)]) == 0
     largest = json.loads(out.read_text())
     assert largest["largest_component"] and largest["models"][0]["all"]["images"] == 59
+    gallery = tmp_path / "failures.png"
     assert command(["--checkpoint", str(tmp_path / "m0"), "--data", str(data_dir / "figshare-cetumor"), "--limit",
-                    "300", "--data-grid", "--json", str(out)]) == 0
+                    "300", "--data-grid", "--json", str(out), "--failures-png", str(gallery)]) == 0
     native = json.loads(out.read_text())
     assert native["grid"] == 256 and report["grid"] == 64 and native["models"][0]["all"]["images"] == 59
     assert 0 <= native["models"][0]["all"]["dice"] <= 1
+    for row in report["models"] + [report["ensemble"]] + native["models"]:
+        assert len(row["failures"]) == row["all"]["failed"], "every failed image is listed"
+    assert gallery.is_file() == (native["models"][0]["all"]["failed"] > 0), "the gallery draws the failures"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shared.model.dice_report import dice_breakdown
+from shared.model.dice_report import dice_breakdown, failure_list
 
 pytestmark = pytest.mark.unit
 
@@ -47,3 +47,26 @@ def test_area_quartiles_split_a_type_by_expert_area():
 def test_mismatched_inputs_are_refused():
     with pytest.raises(ValueError, match="one shape"):
         dice_breakdown(np.zeros((2, 8, 8), bool), np.zeros((2, 8, 9), bool), np.zeros(2, int))
+
+
+def test_failure_list_names_each_failed_image_and_how_it_failed():
+    expert = np.stack([_square(16, 0, 0, 4)] * 4)
+    predicted = np.stack([_square(16, 0, 0, 4),             # exact: not a failure
+                          np.zeros((16, 16), bool),          # nothing drawn
+                          _square(16, 10, 10, 4),            # drawn only elsewhere
+                          _square(16, 3, 3, 10)])            # 1 pixel of 16 shared with 100: Dice 0.017
+    probability = np.zeros((4, 16, 16), np.float32)
+    probability[1, 1, 1] = 0.3                               # seen inside the expert mask, below threshold
+    rows = failure_list(predicted, expert, probability, np.array([0, 1, 1, 2]), np.array([40, 30, 20, 10]))
+    assert [r["image_id"] for r in rows] == [10, 20, 30], "failures only, by image id"
+    by_id = {r["image_id"]: r for r in rows}
+    assert by_id[30]["kind"] == "nothing predicted" and by_id[30]["peak_probability_inside"] == pytest.approx(0.3)
+    assert by_id[20]["kind"] == "elsewhere" and by_id[20]["predicted_area_px"] == 16
+    assert by_id[10]["kind"] == "overlap" and by_id[10]["dice"] == pytest.approx(2 / 116, abs=1e-4)
+    assert by_id[10]["type"] == "pituitary" and by_id[10]["expert_area_px"] == 16
+
+
+def test_failure_list_refuses_probabilities_of_another_grid():
+    masks = np.zeros((1, 8, 8), bool)
+    with pytest.raises(ValueError, match="one shape"):
+        failure_list(masks, masks, np.zeros((1, 16, 16)), np.zeros(1, int), np.ones(1, int))
