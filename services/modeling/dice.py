@@ -67,20 +67,20 @@ def command(argv: list[str]) -> int:
     truth = load_figshare(root, SOURCE_SIZE, limit=args.limit).folds_in([fold]) if args.data_grid else test
     report = {"test_fold": fold, "images": len(test), "largest_component": args.largest_component,
               "grid": truth.masks.shape[-1], "models": [], "ensemble": None}
-    probabilities, first_masks = [], None
+    probabilities, masks = [], []
     for path, (model, card) in tqdm(list(zip(args.checkpoint, loaded)), desc="checkpoints", unit="model"):
         rule = MaskRule() if args.mask_rule == "plain" else model.mask_rule
         probability = _upsampled(tumour_probabilities(model, test.images, device, rule), truth.masks.shape[-2:])
         probabilities.append(probability)
-        masks, scored = _scored(probability, rule.threshold, truth, args.largest_component)
-        first_masks = masks if first_masks is None else first_masks
+        mask, scored = _scored(probability, rule.threshold, truth, args.largest_component)
+        masks.append(mask)
         report["models"].append({"checkpoint": str(path), "model_version": card["model_version"],
                                  "mask_rule": rule.to_json()} | scored)
     if len(probabilities) > 1:
         _, scored = _scored(np.mean(probabilities, axis=0), args.ensemble_threshold, truth, args.largest_component)
         report["ensemble"] = {"threshold": args.ensemble_threshold} | scored
     if args.failures_png:
-        _draw_failures(args.failures_png, truth, first_masks, report["models"][0]["failures"])
+        _draw_failures(args.failures_png, truth, masks[0], report["models"][0]["failures"])
     write_json(args.json, report)
     _print_table(report)
     return 0

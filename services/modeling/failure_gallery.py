@@ -14,10 +14,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from shared.model.dice_report import FAILURE_KINDS  # noqa: E402
+
 PANEL_INCHES = 1.6
+_COLOURS = [(g, g, g) for g in range(0, 256, 4)] + [(0, 255, 0), (255, 0, 0)]   # 64 greys, both outlines
 _PALETTE = Image.new("P", (1, 1))
-_PALETTE.putpalette([v for g in range(0, 256, 4) for v in (g, g, g)] + [0, 255, 0, 255, 0, 0] + [0, 0, 0] * 190)
-KIND_ORDER = ("nothing predicted", "elsewhere", "overlap")
+_PALETTE.putpalette([v for rgb in _COLOURS for v in rgb] + [0, 0, 0] * (256 - len(_COLOURS)))
 
 
 def failure_gallery(images: np.ndarray, expert: np.ndarray, predicted: np.ndarray, ids: np.ndarray,
@@ -30,7 +32,7 @@ def failure_gallery(images: np.ndarray, expert: np.ndarray, predicted: np.ndarra
     missing = [row["image_id"] for row in failures if row["image_id"] not in index]
     if missing:
         raise ValueError(f"expected every failed image among the given ids; missing {missing[:5]}")
-    ordered = sorted(failures, key=lambda row: (KIND_ORDER.index(row["kind"]), row["image_id"]))
+    ordered = sorted(failures, key=lambda row: (FAILURE_KINDS.index(row["kind"]), row["image_id"]))
     columns = min(columns, len(ordered))
     rows = math.ceil(len(ordered) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(PANEL_INCHES * columns, (PANEL_INCHES + 0.25) * rows),

@@ -12,6 +12,8 @@ from shared.model.retrieval import dice_scores
 from shared.model.tasks import TUMOR_TYPES
 
 FAILED_BELOW = 0.1
+# How a failed image failed: nothing drawn at all; drawn only elsewhere; an overlap too small for Dice 0.1.
+FAILURE_KINDS = ("nothing predicted", "elsewhere", "overlap")
 
 
 def _summary(predicted: np.ndarray, expert: np.ndarray) -> dict:
@@ -61,6 +63,6 @@ def failure_list(predicted: np.ndarray, expert: np.ndarray, probability: np.ndar
         rows.append({"image_id": int(ids[k]), "type": TUMOR_TYPES[int(types[k])],
                      "expert_area_px": int(expert[k].sum()), "predicted_area_px": drawn,
                      "dice": round(float(dice[k]), 4),
-                     "kind": "nothing predicted" if drawn == 0 else "elsewhere" if overlap == 0 else "overlap",
+                     "kind": FAILURE_KINDS[0 if drawn == 0 else 1 if overlap == 0 else 2],
                      "peak_probability_inside": round(float(inside.max()), 3) if inside.size else 0.0})
     return sorted(rows, key=lambda row: row["image_id"])
