@@ -5,6 +5,7 @@ on free ports, studies uploaded over REST, then pushed to the listener with C-ST
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import subprocess
 import time
@@ -15,12 +16,13 @@ from typing import Any
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 MODALITY = "tumorsearch"
+NAME = "tumorsearch-bench-pacs"  # what /system must answer: our Orthanc, not whoever holds the port
 
 
 def orthanc_config(workdir: Path, http_port: int, dicom_port: int, listener: tuple[str, int]) -> dict[str, Any]:
     """The whole configuration (nothing read from /etc/orthanc); the listener is the one modality."""
     return {
-        "Name": "tumorsearch-bench-pacs", "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": "PACS",
+        "Name": NAME, "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": "PACS",
         "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
         "StorageDirectory": str(workdir / "storage"), "IndexDirectory": str(workdir / "index"),
         "Plugins": [], "LuaScripts": [], "SaveJobs": False,
@@ -47,7 +49,9 @@ class OrthancPacs:
         deadline = time.monotonic() + 60
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"expected Orthanc to answer at {self.url}; see {self.workdir / 'orthanc.log'}")
+                state = "it exited" if self.process.poll() is not None else "it did not answer within 60 s"
+                raise RuntimeError(f"expected Orthanc to answer at {self.url}, {state} (a port taken by another "
+                                   f"program?); see {self.workdir / 'orthanc.log'}")
             time.sleep(0.2)
         return self
 
@@ -61,8 +65,11 @@ class OrthancPacs:
                 self.process.wait()
 
     def _answers(self) -> bool:
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            return bool(self.request("GET", "/system"))
+        """True once our Orthanc answers on its HTTP port. Anything else there (refused, not HTTP, another
+        server) is "not yet": our Orthanc then fails to bind and exits, which `__enter__` reports."""
+        with contextlib.suppress(OSError, urllib.error.URLError, http.client.HTTPException, ValueError):
+            answer = self.request("GET", "/system", timeout=5)
+            return isinstance(answer, dict) and answer.get("Name") == NAME
         return False
 
     def request(self, method: str, path: str, body: bytes | dict | None = None, timeout: float = 120) -> Any:

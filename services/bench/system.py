@@ -51,7 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def system_env(home: Path, ports: dict[str, int]) -> dict[str, str]:
     return {**os.environ, "TUMORSEARCH_HOME": str(home), "TUMORSEARCH_LOG__LEVEL": "WARNING",
             "TUMORSEARCH_LISTENER__PORT": str(ports["listener"]), "TUMORSEARCH_GATEWAY__PORT": str(ports["gateway"]),
-            "TUMORSEARCH_VECTORHOST__PORT": str(ports["vectors"]),
+            "TUMORSEARCH_VECTORHOST__PORT": str(ports["vectors"]), "TUMORSEARCH_RUN__BROKER_PORT": str(ports["broker"]),
             # A local run on loopback; the whole database must fit one ranking (k = its size).
             "TUMORSEARCH_GATEWAY__AUTH_DISABLED": "true", "TUMORSEARCH_GATEWAY__MAX_K": "10000",
             "TUMORSEARCH_GATEWAY__RATE_LIMIT_PER_MINUTE": "1000000",
@@ -68,13 +68,14 @@ def command(argv: list[str]) -> int:
         for fold in (int(f) for f in args.folds.split(",")):
             dicomize_figshare(figshare, work / "dicom", folds={fold}, limit=args.per_fold)
         rows = _mapping(work / "dicom")
-        ports = {name: free_port() for name in ("listener", "gateway", "vectors", "pacs_http", "pacs_dicom")}
+        # Every port chosen here, the broker's too, and Orthanc bound before `run` starts: no server of the
+        # bench can pick a port another one was promised (a 2026-12-06 CI run met Orthanc's HTTP port taken).
+        ports = {name: free_port() for name in ("listener", "gateway", "vectors", "broker", "pacs_http", "pacs_dicom")}
+        pacs = _started_pacs(stack, work, ports)
         gateway = Gateway(f"http://127.0.0.1:{ports['gateway']}")
         tumorsearch = str(Path(sys.executable).parent / "tumorsearch")
         stack.enter_context(serving([tumorsearch, "run"], None, system_env(work / "home", ports), work / "run.log",
                                     ready=lambda: _ready(gateway, ports["listener"]), timeout_s=180))
-        pacs = stack.enter_context(OrthancPacs(work / "pacs", ports["pacs_http"], ports["pacs_dicom"],
-                                               ("TUMORSEARCH", ports["listener"])))
         figures = ingest(pacs, gateway, rows, work / "dicom")
         figures.update(retrieval(gateway, rows, args.test_fold, figshare))
     figures["machine"] = machine()
@@ -82,6 +83,22 @@ def command(argv: list[str]) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def _started_pacs(stack: ExitStack, work: Path, ports: dict[str, int], attempts: int = 3) -> OrthancPacs:
+    """Orthanc up on its ports (stopped with `stack`); fresh ports when another program took them between
+    choosing and binding."""
+    for attempt in range(1, attempts + 1):
+        pacs = OrthancPacs(work / f"pacs-{attempt}", ports["pacs_http"], ports["pacs_dicom"],
+                           ("TUMORSEARCH", ports["listener"]))
+        try:
+            return stack.enter_context(pacs)
+        except RuntimeError:
+            pacs.__exit__(None, None, None)  # a process that did not answer in time is stopped too
+            if attempt == attempts:
+                raise
+            ports.update(pacs_http=free_port(), pacs_dicom=free_port())
+    raise AssertionError("unreachable")
 
 
 def _ready(gateway: Gateway, listener_port: int) -> bool:

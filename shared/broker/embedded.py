@@ -73,11 +73,21 @@ def describe_binary(binary: Path | None = None) -> BrokerBinary:
     return BrokerBinary(path=path, kind=kind, version=f"{out.split()[0]} {fields.get('v', '?')}")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (tests and benches; another program may still take it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port nothing listens on right now and never returned before by this process (tests and benches
+    pick several before starting their servers: the kernel may hand the same closed probe port out twice;
+    another program may still take it)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise BrokerError(f"expected a fresh free port on {host}; the kernel kept returning ports already handed out")
 
 
 def render_config(data_dir: Path, port: int) -> str:

@@ -10,20 +10,10 @@ from __future__ import annotations
 import socket
 import time
 
+from shared.broker.embedded import free_port  # never the same port twice in one process
+
 LOCALHOST = "127.0.0.1"
-_handed_out: set[int] = set()
-
-
-def free_port(host: str = LOCALHOST) -> int:
-    """A TCP port nobody listens on right now, never returned before by this process."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind((host, 0))
-            port = probe.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError(f"expected a fresh free port on {host}; the kernel kept returning ports already handed out")
+__all__ = ["LOCALHOST", "free_port", "port_is_open", "wait_port_closed"]
 
 
 def port_is_open(port: int, host: str = LOCALHOST, timeout: float = 0.5) -> bool:
