@@ -29,7 +29,9 @@ def command(argv: list[str]) -> int:
     stopping = stop_event()
     home = settings.home.resolve()
     StudyLayout(home).ensure()
-    broker = EmbeddedBroker(StudyLayout(home).broker, settings.run.broker_port or free_port(),
+    # The broker starts first: its port must not be one the vector store, gateway or listener will bind.
+    promised = (settings.vectorhost.port, settings.gateway.port, settings.listener.port)
+    broker = EmbeddedBroker(StudyLayout(home).broker, settings.run.broker_port or free_port(avoid=promised),
                             binary=broker_binary(settings.run.broker))
     children: list[Child] = []
     try:

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,15 +77,16 @@ def describe_binary(binary: Path | None = None) -> BrokerBinary:
 _handed_out: set[int] = set()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now and never returned before by this process (tests and benches
-    pick several before starting their servers: the kernel may hand the same closed probe port out twice;
-    another program may still take it)."""
+def free_port(host: str = "127.0.0.1", avoid: Iterable[int] = ()) -> int:
+    """A TCP port nothing listens on right now, never returned before by this process and not in `avoid`
+    (ports promised to servers not started yet: tests and benches pick several before starting them, and the
+    kernel may hand the same closed probe port out twice; another program may still take it)."""
+    avoid = set(avoid)
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((host, 0))
             port = sock.getsockname()[1]
-        if port not in _handed_out:
+        if port not in _handed_out and port not in avoid:
             _handed_out.add(port)
             return port
     raise BrokerError(f"expected a fresh free port on {host}; the kernel kept returning ports already handed out")

@@ -33,3 +33,18 @@ def test_a_kernel_that_keeps_offering_one_port_is_refused(monkeypatch):
     monkeypatch.setattr(embedded, "socket", fake_socket_module)
     with pytest.raises(BrokerError, match="already handed out"):
         free_port()
+
+
+def test_promised_ports_are_avoided(monkeypatch):
+    offered = iter([40001, 40002])
+
+    class Offers:
+        def __init__(self, *args: object) -> None: ...
+        def __enter__(self): return self
+        def __exit__(self, *exc: object) -> None: ...
+        def bind(self, address: tuple[str, int]) -> None: self.port = next(offered)
+        def getsockname(self) -> tuple[str, int]: return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(embedded, "socket", SimpleNamespace(socket=Offers, AF_INET=0, SOCK_STREAM=0))
+    monkeypatch.setattr(embedded, "_handed_out", set())
+    assert free_port(avoid=[40001]) == 40002
