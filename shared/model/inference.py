@@ -6,7 +6,7 @@ Also a diagnostic box, never used by the product: `forced` is the automatic box,
 where nothing passes the threshold takes the region around its most likely pixel (p >= half that
 maximum). It tells how much of the automatic protocol's loss comes from images where the model finds
 nothing, as against from imperfect boxes; a real study without a tumour must be able to say so, so the
-worker keeps the plain rule."""
+worker never forces a box (it keeps the checkpoint's mask rule alone)."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def _forced_boxes(auto: np.ndarray, probability: np.ndarray) -> np.ndarray:
 
 def _forced_embeddings(model: PisovNet, features: torch.Tensor, auto: np.ndarray, probability: np.ndarray,
                        auto_embeddings: np.ndarray) -> np.ndarray:
-    """The automatic embeddings, plus those of the fallback boxes where the plain rule found nothing
+    """The automatic embeddings, plus those of the fallback boxes where the mask rule found nothing
     (only those rows are pooled again)."""
     forced = _forced_boxes(auto, probability)
     out = auto_embeddings.copy()
