@@ -78,7 +78,7 @@ def plan(environ: Mapping[str, str]) -> Plan:
         if variable in environ:
             raise DemoError(f"{variable}={port}: expected a free port, found it in use; choose another or unset it "
                             "(the demo then picks a free one)", code=2)
-        env[variable] = str(free_port(host))
+        env[variable] = str(free_port(host, avoid={int(env[v]) for v in PORT_VARIABLES.values() if v in env}))
         notes.append(f"port {port} is in use: {section} gets port {env[variable]} ({variable})")
     address, _ = reachable(settings.listener.host), settings.listener.port
     if not peer_allowed(settings.listener.peers, CALLING_AE, address):
@@ -218,11 +218,17 @@ def port_free(host: str, port: int) -> bool:
     return not port_answers(reachable(host), port)
 
 
-def free_port(host: str) -> int:
+def free_port(host: str, avoid: set[int] = frozenset()) -> int:
+    """A port free on `host` now and not in `avoid` (ports already given to programs not started yet: the
+    kernel may offer a closed probe port again)."""
     family = socket.AF_INET6 if ":" in reachable(host) else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host or "0.0.0.0", 0))
-        return probe.getsockname()[1]
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host or "0.0.0.0", 0))
+            port = probe.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise DemoError(f"expected a free port on {host} outside {sorted(avoid)}; the kernel kept offering those")
 
 
 def reachable(host: str) -> str:

@@ -4,12 +4,12 @@ process must never be handed the same port twice, even when the kernel offers it
 from __future__ import annotations
 
 import socket
-from types import SimpleNamespace
 
 import pytest
 
 from shared.broker import embedded
 from shared.broker.embedded import BrokerError, free_port
+from support.fake_socket import kernel_offering
 
 
 def test_ports_are_free_and_never_repeated():
@@ -21,30 +21,12 @@ def test_ports_are_free_and_never_repeated():
 
 def test_a_kernel_that_keeps_offering_one_port_is_refused(monkeypatch):
     given = free_port()
-
-    class SamePort:
-        def __init__(self, *args: object) -> None: ...
-        def __enter__(self): return self
-        def __exit__(self, *exc: object) -> None: ...
-        def bind(self, address: tuple[str, int]) -> None: ...
-        def getsockname(self) -> tuple[str, int]: return ("127.0.0.1", given)
-
-    fake_socket_module = SimpleNamespace(socket=SamePort, AF_INET=socket.AF_INET, SOCK_STREAM=socket.SOCK_STREAM)
-    monkeypatch.setattr(embedded, "socket", fake_socket_module)
+    monkeypatch.setattr(embedded, "socket", kernel_offering([given] * 50))
     with pytest.raises(BrokerError, match="already handed out"):
         free_port()
 
 
 def test_promised_ports_are_avoided(monkeypatch):
-    offered = iter([40001, 40002])
-
-    class Offers:
-        def __init__(self, *args: object) -> None: ...
-        def __enter__(self): return self
-        def __exit__(self, *exc: object) -> None: ...
-        def bind(self, address: tuple[str, int]) -> None: self.port = next(offered)
-        def getsockname(self) -> tuple[str, int]: return ("127.0.0.1", self.port)
-
-    monkeypatch.setattr(embedded, "socket", SimpleNamespace(socket=Offers, AF_INET=0, SOCK_STREAM=0))
+    monkeypatch.setattr(embedded, "socket", kernel_offering([40001, 40002]))
     monkeypatch.setattr(embedded, "_handed_out", set())
     assert free_port(avoid=[40001]) == 40002
