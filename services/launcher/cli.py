@@ -20,7 +20,7 @@ SUMMARIES = {
     "worker": "Celery worker that segments and embeds tumours",
     "gateway": "HTTP API and web page for similar-case search",
     "vectorstore": "serve the embedded vector store to the other programs of one machine",
-    "bench": "measurements: `bench vectorstore|broker|listener|model|worker|query` (each --json PATH)",
+    "bench": "measurements: `bench vectorstore|broker|listener|worker|query|system|model` (each --json PATH)",
     "demo": "start the system, push sample figshare studies by C-STORE, print the web page of a tumour",
     "dicomize": "write the figshare set or a NIfTI/NRRD volume as DICOM MR studies (benchmarks, demos)",
     "train": "train the multitask tumour model on the figshare folds",
