@@ -50,6 +50,7 @@ class OrthancPacs:
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 state = "it exited" if self.process.poll() is not None else "it did not answer within 60 s"
+                self.__exit__()  # a caller's `with` or ExitStack never exits what failed to enter
                 raise RuntimeError(f"expected Orthanc to answer at {self.url}, {state} (a port taken by another "
                                    f"program?); see {self.workdir / 'orthanc.log'}")
             time.sleep(0.2)

@@ -93,8 +93,7 @@ def _started_pacs(stack: ExitStack, work: Path, ports: dict[str, int], attempts:
                            ("TUMORSEARCH", ports["listener"]))
         try:
             return stack.enter_context(pacs)
-        except RuntimeError:
-            pacs.__exit__(None, None, None)  # a process that did not answer in time is stopped too
+        except RuntimeError:  # OrthancPacs stopped its process
             if attempt == attempts:
                 raise
             ports.update(pacs_http=free_port(), pacs_dicom=free_port())

@@ -26,6 +26,7 @@ import psutil
 
 from services.demo.samples import DemoError
 from services.demo.settings import DemoSettings
+from shared.broker.embedded import free_port
 from shared.config.startup import settings_or_exit
 
 CALLING_AE = "DEMO"
@@ -78,7 +79,7 @@ def plan(environ: Mapping[str, str]) -> Plan:
         if variable in environ:
             raise DemoError(f"{variable}={port}: expected a free port, found it in use; choose another or unset it "
                             "(the demo then picks a free one)", code=2)
-        env[variable] = str(free_port(host, avoid={int(env[v]) for v in PORT_VARIABLES.values() if v in env}))
+        env[variable] = str(free_port(host))  # never a port this process gave before
         notes.append(f"port {port} is in use: {section} gets port {env[variable]} ({variable})")
     address, _ = reachable(settings.listener.host), settings.listener.port
     if not peer_allowed(settings.listener.peers, CALLING_AE, address):
@@ -216,19 +217,6 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return not port_answers(reachable(host), port)
-
-
-def free_port(host: str, avoid: set[int] = frozenset()) -> int:
-    """A port free on `host` now and not in `avoid` (ports already given to programs not started yet: the
-    kernel may offer a closed probe port again)."""
-    family = socket.AF_INET6 if ":" in reachable(host) else socket.AF_INET
-    for _ in range(50):
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host or "0.0.0.0", 0))
-            port = probe.getsockname()[1]
-        if port not in avoid:
-            return port
-    raise DemoError(f"expected a free port on {host} outside {sorted(avoid)}; the kernel kept offering those")
 
 
 def reachable(host: str) -> str:

@@ -78,13 +78,15 @@ _handed_out: set[int] = set()
 
 
 def free_port(host: str = "127.0.0.1", avoid: Iterable[int] = ()) -> int:
-    """A TCP port nothing listens on right now, never returned before by this process and not in `avoid`
+    """A TCP port nothing listens on right now on `host` ("" or "0.0.0.0": every IPv4 address; an IPv6
+    address binds IPv6), never returned before by this process and not in `avoid`
     (ports promised to servers not started yet: tests and benches pick several before starting them, and the
     kernel may hand the same closed probe port out twice; another program may still take it)."""
     avoid = set(avoid)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host or "0.0.0.0", 0))
             port = sock.getsockname()[1]
         if port not in _handed_out and port not in avoid:
             _handed_out.add(port)

@@ -56,7 +56,7 @@ def test_a_foreign_server_on_the_port_is_reported_not_taken_for_orthanc(tmp_path
     pacs = OrthancPacs(tmp_path, foreign.port, free_port(), ("TUMORSEARCH", free_port()))
     with pytest.raises(RuntimeError, match="it exited") as refused:
         pacs.__enter__()
-    pacs.__exit__(None, None, None)
+    assert pacs.process is not None and pacs.process.poll() is not None, "expected Orthanc stopped"
     assert foreign.connections >= 1, "expected the probe to have met the foreign server first"
     assert str(foreign.port) in str(refused.value)
     assert "orthanc.log" in str(refused.value)

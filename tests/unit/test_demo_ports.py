@@ -4,23 +4,16 @@ the same closed probe port again."""
 
 from __future__ import annotations
 
-import pytest
-
 from services.demo import system
-from services.demo.samples import DemoError
+from shared.broker import embedded
 from support.fake_socket import kernel_offering
 
 
 def test_every_busy_default_gets_its_own_port(monkeypatch, tmp_path):
     monkeypatch.setattr(system, "port_free", lambda host, port: False)
-    monkeypatch.setattr(system, "socket", kernel_offering([41000, 41000, 41000, 41001, 41001, 41002]))
+    monkeypatch.setattr(embedded, "socket", kernel_offering([41000, 41000, 41000, 41001, 41001, 41002]))
+    monkeypatch.setattr(embedded, "_handed_out", set())
     plan = system.plan({"TUMORSEARCH_HOME": str(tmp_path)})
     chosen = [int(plan.env[variable]) for variable in system.PORT_VARIABLES.values()]
     assert sorted(chosen) == [41000, 41001, 41002], chosen
     assert len(plan.notes) == 3 and all("is in use" in note for note in plan.notes)
-
-
-def test_a_kernel_that_only_offers_taken_ports_is_refused(monkeypatch):
-    monkeypatch.setattr(system, "socket", kernel_offering([41000] * 50))
-    with pytest.raises(DemoError, match="41000"):
-        system.free_port("127.0.0.1", avoid={41000})
