@@ -29,6 +29,7 @@ SUMMARIES = {
     "expansion": "choose the similar-tumour query expansion on a fold its chooser never saw, over archive sizes",
     "dice": "where segmentation loses Dice on a test fold: by type, tumour size, failures; model averages",
     "project": "fit the closed-form embedding projection on a checkpoint's training folds",
+    "reindex": "hand the stored studies the worker's model has not processed to it again (after a new checkpoint)",
     "validate": "the paper's validation (5-fold CV, embedding sizes, task ablation, robustness): docs/results/",
 }
 

@@ -163,3 +163,19 @@ def test_metrics_count_requests_by_route(api, indexed):
     text = api.get("/metrics").get_data(as_text=True)
     assert 'route="/api/v1/tumors/<point_id>"' in text and "tumorsearch_gateway_request_seconds_bucket" in text
     assert len(IMAGES) == 9
+
+
+def test_an_admin_reindexes_one_stored_study_and_an_unknown_one_is_a_404(indexed):
+    sent = []
+    client = make_client(indexed, sent)
+    status = indexed[4][1873]
+    answer = client.post(f"/api/v1/admin/reindex/{status.study_instance_uid}", headers={"X-API-Key": ADMIN_KEY})
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["handover"] == status.handover + 1 and answer.get_json()["instances"] == 1
+    [(name, kwargs)] = sent
+    assert name == "tumorsearch.worker.process_study"
+    assert kwargs["message"]["study_instance_uid"] == status.study_instance_uid
+    assert kwargs["message"]["location"].startswith("studies/") and kwargs["message"]["handover"] == 2
+    unknown = client.post("/api/v1/admin/reindex/1.2.3.4.5", headers={"X-API-Key": ADMIN_KEY})
+    assert unknown.status_code == 404 and unknown.mimetype == PROBLEM and len(sent) == 1
+    assert "no stored instances of this study" in unknown.get_json()["detail"]

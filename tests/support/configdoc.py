@@ -14,6 +14,7 @@ from services.gateway.settings import GatewaySettings
 from services.launcher.settings import RunSettings
 from services.listener.settings import ListenerSettings
 from services.modeling.settings import ModelSettings
+from services.reindex.settings import ReindexSettings
 from services.vectorhost.settings import VectorHostSettings
 from services.worker.settings import WorkerSettings
 from shared.config.describe import markdown_table
@@ -28,6 +29,7 @@ PROGRAMS = {
     "vectorstore": VectorHostSettings,
     "run": RunSettings,
     "train/evaluate/validate/project/calibrate/expansion/dice": ModelSettings,
+    "reindex": ReindexSettings,
     "dicomize": DicomizeSettings,
     "demo": DemoSettings,
 }

@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ["listener", "worker", "gateway", "vectorhost", "launcher", "bench", "dicomize", "demo", "modeling"]
+SERVICES = ["listener", "worker", "gateway", "vectorhost", "launcher", "bench", "dicomize", "demo", "modeling", "reindex"]
 
 
 def imported_modules(folder: Path) -> set[str]:
@@ -39,7 +39,8 @@ def test_shared_imports_no_service():
 
 
 @pytest.mark.parametrize("module", ["services.listener.main", "services.gateway.main", "services.launcher.cli",
-                                    "services.launcher.run", "services.vectorhost.main"])
+                                    "services.launcher.run", "services.vectorhost.main",
+                                    "services.reindex.main"])
 def test_entry_module_does_not_import_torch(module):
     code = f"import sys, {module}; sys.exit(3 if 'torch' in sys.modules else 0)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

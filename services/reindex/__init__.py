@@ -1,0 +1,1 @@
+"""`tumorsearch reindex`: hand every stored study to the worker again, e.g. after a new checkpoint."""
