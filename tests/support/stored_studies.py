@@ -23,3 +23,25 @@ def store_instance(layout: StudyLayout, study_uid: str, folder_uid: str | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def fill_archive(home: Path, studies: int, instances: int) -> None:
+    """A synthetic archive to time `tumorsearch reindex`'s walk on (docs/deploy.md)."""
+    from tqdm import tqdm
+
+    layout = StudyLayout(home)
+    for _ in tqdm(range(studies), desc="synthetic studies", unit="study"):
+        study_uid = generate_uid()
+        for _ in range(instances):
+            store_instance(layout, study_uid)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write a synthetic archive of MR headers under HOME/studies")
+    parser.add_argument("home", type=Path)
+    parser.add_argument("--studies", type=int, default=10000)
+    parser.add_argument("--instances", type=int, default=3)
+    args = parser.parse_args()
+    fill_archive(args.home, args.studies, args.instances)
