@@ -1,7 +1,7 @@
 """Walk the stored studies and hand over those the model version in use has not processed yet.
 
-Resumable by design: a study the target version already finished (done or no_tumour) is skipped, so a
-run stopped half-way is simply run again. The queue is kept short (`max_queued` studies waiting) so that
+Resumable by design: a study the target version already settled (done, no_tumour, or failed for a reason in
+its data) is skipped, so a run stopped half-way is simply run again. The queue is kept short (`max_queued` studies waiting) so that
 studies arriving from the PACS meanwhile are not stuck behind the whole archive.
 """
 
@@ -24,6 +24,9 @@ from shared.reprocessing import reprocessing_message
 from shared.study_status_store import StudyStatusStore
 
 FINISHED = ("done", "no_tumour")
+# A failure the pipeline itself reported carries the model version: it comes from the data (no MR series, a
+# missing slice) and the same model would report it again. Timeouts and poison carry none: worth another try.
+SETTLED = FINISHED + ("failed",)
 SendTask = Callable[[str, dict[str, Any]], None]
 
 
@@ -55,8 +58,8 @@ class Tally:
 
 
 def is_current(status: StudyStatus | None, model_version: str) -> bool:
-    """Finished by this model version: nothing to do. Failed, in-flight or older studies are not."""
-    return status is not None and status.model_version == model_version and status.state in FINISHED
+    """Settled by this model version: nothing to do. In-flight, timed-out or older studies are not."""
+    return status is not None and status.model_version == model_version and status.state in SETTLED
 
 
 def wait_for_room(client: redis.Redis, max_queued: int, poll_s: float) -> None:

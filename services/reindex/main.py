@@ -6,8 +6,8 @@ checkpoint (docs/deploy.md).
 
 Run it where a worker runs, with the worker's environment: the same TUMORSEARCH_HOME (the stored studies),
 broker and TUMORSEARCH_WORKER__CHECKPOINT (its version is what "current" means). It walks
-<home>/studies/, reads each study's UID from its files, skips studies that version already finished
-(`done` or `no_tumour`) and hands the others over by task name, keeping at most --max-queued of them waiting
+<home>/studies/, reads each study's UID from its files, skips studies that version already settled
+(`done`, `no_tumour`, or `failed` for a reason in the data, which it would give again) and hands the others over by task name, keeping at most --max-queued of them waiting
 so that new studies from the PACS are not stuck behind the archive. Stopped and run again, it goes on where
 it stopped. No UID or patient data is printed: folders are named by their storage location.
 
@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tumorsearch reindex", description="\n\n".join(__doc__.split("\n\n")[i] for i in (0, 2, 3)),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-version", metavar="V",
-                   help="the version whose finished studies are skipped (default: the worker's checkpoint, "
+                   help="the version whose settled studies are skipped (default: the worker's checkpoint, "
                         "TUMORSEARCH_WORKER__CHECKPOINT, else the shipped one)")
     p.add_argument("--all", action="store_true", help="hand over every stored study, current ones too")
     p.add_argument("--dry-run", action="store_true", help="count what would be handed over; send nothing")

@@ -30,10 +30,11 @@ NEW, OLD = "pisov2d-c64-new0000000", "pisov2d-c64-old0000000"
 
 
 def archive(home: Path, client: redis.Redis) -> dict[str, str]:
-    """Five stored studies with every kind of status: name -> study UID."""
+    """Six stored studies with every kind of status: name -> study UID."""
     layout, statuses, uids = StudyLayout(home), StudyStatusStore(client), {}
     for name, state, version, handover in [("current", "done", NEW, 1), ("current_empty", "no_tumour", NEW, 2),
                                            ("old", "done", OLD, 3), ("failed", "failed", None, 1),
+                                           ("failed_on_its_data", "failed", NEW, 1),
                                            ("never_processed", None, None, 0)]:
         uids[name] = generate_uid()
         for _ in range(2):
@@ -59,7 +60,7 @@ def test_studies_the_new_version_has_not_finished_are_handed_over_with_the_next_
     handovers = {m["message"]["study_instance_uid"]: m["message"]["handover"] for m in sent}
     assert handovers == {uids["old"]: 4, uids["failed"]: 2, uids["never_processed"]: 1}
     assert all(m["message"]["instance_count"] == 2 for m in sent)
-    assert (tally.folders, tally.handed_over, tally.current, tally.unreadable) == (5, 3, 2, [])
+    assert (tally.folders, tally.handed_over, tally.current, tally.unreadable) == (6, 3, 3, [])
     assert tally.as_dict()["previous_model_versions"] == {OLD: 1, "(failed)": 1, "(no status)": 1}
 
 
@@ -67,9 +68,9 @@ def test_a_dry_run_sends_nothing_and_all_sends_everything(tmp_path, redis_server
     client = redis.Redis.from_url(redis_server.url)
     archive(tmp_path, client)
     tally, sent = run(tmp_path, client, dry_run=True)
-    assert (tally.handed_over, tally.current, sent) == (3, 2, [])
+    assert (tally.handed_over, tally.current, sent) == (3, 3, [])
     tally, sent = run(tmp_path, client, everything=True)
-    assert (tally.handed_over, tally.current, len(sent)) == (5, 0, 5)
+    assert (tally.handed_over, tally.current, len(sent)) == (6, 0, 6)
 
 
 def test_it_waits_while_the_queue_is_full(tmp_path, redis_server):
@@ -112,8 +113,8 @@ def test_the_command_queues_celery_tasks_writes_its_summary_and_reports_bad_fold
                           env=command_env(home, redis_server.url), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr  # one folder could not be handed over
     summary = json.loads(out.read_text())
-    assert (summary["folders"], summary["handed_over"], summary["current"], summary["unreadable"]) == (6, 3, 2, 1)
-    assert "6 stored studies: handed over 3, 2 already processed by " + NEW in done.stdout
+    assert (summary["folders"], summary["handed_over"], summary["current"], summary["unreadable"]) == (7, 3, 3, 1)
+    assert "7 stored studies: handed over 3, 3 already processed by " + NEW in done.stdout
     queued = queued_messages(client)
     assert sorted(m["message"]["study_instance_uid"] for m in queued) == sorted(
         uids[k] for k in ("old", "failed", "never_processed"))
@@ -129,7 +130,7 @@ def test_the_command_names_the_shipped_version_and_says_when_the_broker_is_not_t
     dry = subprocess.run([str(TUMORSEARCH), "reindex", "--dry-run", "--no-progress"],
                          env=command_env(home, redis_server.url), capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0, dry.stderr
-    assert f"would hand over 5, 0 already processed by {shipped_model_version()}" in dry.stdout
+    assert f"would hand over 6, 0 already processed by {shipped_model_version()}" in dry.stdout
     gone = subprocess.run([str(TUMORSEARCH), "reindex", "--no-progress"],
                           env=command_env(home, f"redis://127.0.0.1:{free_port()}/0"), capture_output=True,
                           text=True, timeout=60)

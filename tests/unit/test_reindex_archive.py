@@ -76,10 +76,11 @@ def status(state: str, version: str | None) -> StudyStatus:
     return StudyStatus(study_instance_uid="1.2.3", state=state, model_version=version, updated_at=time.time())
 
 
-def test_only_studies_the_version_finished_are_current():
+def test_only_studies_the_version_settled_are_current():
     assert is_current(status("done", "v2"), "v2") and is_current(status("no_tumour", "v2"), "v2")
+    assert is_current(status("failed", "v2"), "v2")           # the data's fault (no MR series): same again
     assert not is_current(status("done", "v1"), "v2")
-    assert not is_current(status("failed", "v2"), "v2")       # a failure gets another try
+    assert not is_current(status("failed", None), "v2")      # a timeout or poison gets another try
     assert not is_current(status("processing", None), "v2")   # in flight: the worker may be the old one
     assert not is_current(None, "v2")
 
