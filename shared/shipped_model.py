@@ -21,7 +21,10 @@ def checkpoint_model_version(folder: Path | None) -> str:
         return shipped_model_version()
     card = folder / CARD
     try:
-        return str(json.loads(card.read_text())["model_version"])
-    except (OSError, ValueError, KeyError) as error:
+        version = json.loads(card.read_text())["model_version"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"checkpoint: expected {card} with a model_version, found {type(error).__name__}: "
                          f"{error}") from None
+    if not isinstance(version, str) or not version:
+        raise ValueError(f"checkpoint: expected {card} with a model_version, found {version!r}")
+    return version

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.listener.durable_write import fsync_directory
+from shared.contracts.storage import OUTBOX_PENDING as PENDING
+from shared.contracts.storage import OUTBOX_SENDING as SENDING
 from shared.contracts.uids import uid_key, validate_uid
-
-PENDING, SENDING = ".pending", ".sending"
 
 
 @dataclass(frozen=True)

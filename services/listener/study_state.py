@@ -17,6 +17,8 @@ import threading
 
 import redis
 
+from shared.contracts.handovers import LISTENER_PREFIX
+
 log = logging.getLogger("tumorsearch.listener")
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
@@ -39,9 +41,10 @@ return out
 
 
 class StudyState:
-    def __init__(self, client: redis.Redis, quiet_period_s: float, prefix: str = "tumorsearch:listener") -> None:
+    def __init__(self, client: redis.Redis, quiet_period_s: float, prefix: str = LISTENER_PREFIX) -> None:
         self.client = client
         self.quiet_period_s = quiet_period_s
+        # The hand-over counts are shared with the re-index senders (shared/contracts/handovers.py).
         self.keys = [f"{prefix}:quiet", f"{prefix}:handovers"]
         self._touch = client.register_script(TOUCH)
         self._claim = client.register_script(CLAIM_DUE)

@@ -32,6 +32,11 @@ class UnreadableFolder:
     reason: str
 
 
+@dataclass(frozen=True)
+class EmptyFolder:
+    location: str
+
+
 def study_folders(layout: StudyLayout) -> list[Path]:
     """Every study folder, in a stable order, so an interrupted run resumes the same way."""
     if not layout.studies.is_dir():
@@ -40,11 +45,16 @@ def study_folders(layout: StudyLayout) -> list[Path]:
                   for folder in fan.iterdir() if folder.is_dir())
 
 
-def read_folder(layout: StudyLayout, folder: Path) -> StoredStudy | UnreadableFolder:
+Found = StoredStudy | UnreadableFolder | EmptyFolder
+
+
+def read_folder(layout: StudyLayout, folder: Path) -> Found:
     location = folder.relative_to(layout.home).as_posix()
+    if not _is_study_key(folder):
+        return UnreadableFolder(location, "expected a folder named by a study key (32 hex digits), found another name")
     files = sorted(folder.glob("*.dcm"))
     if not files:
-        return UnreadableFolder(location, "no stored instances (*.dcm)")
+        return EmptyFolder(location)
     reasons = []
     for path in files[:FILES_TRIED]:
         try:
@@ -59,9 +69,14 @@ def read_folder(layout: StudyLayout, folder: Path) -> StoredStudy | UnreadableFo
                                       f"({', '.join(sorted(set(reasons)))})")
 
 
-def stored_studies(layout: StudyLayout, folders: list[Path]) -> Iterator[StoredStudy | UnreadableFolder]:
+def stored_studies(layout: StudyLayout, folders: list[Path]) -> Iterator[Found]:
     for folder in folders:
         yield read_folder(layout, folder)
+
+
+def _is_study_key(folder: Path) -> bool:
+    name = folder.name
+    return len(name) == 32 and name.startswith(folder.parent.name) and all(c in "0123456789abcdef" for c in name)
 
 
 def _study_uid(path: Path) -> str:

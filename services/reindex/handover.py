@@ -1,12 +1,16 @@
-"""Walk the stored studies and hand over those the model version in use has not processed yet.
+"""Walk the stored studies and hand over those the model version in use has not settled yet.
 
 Resumable by design: a study the target version already settled (done, no_tumour, or failed for a reason in
-its data) is skipped, so a run stopped half-way is simply run again. The queue is kept short (`max_queued` studies waiting) so that
-studies arriving from the PACS meanwhile are not stuck behind the whole archive.
+its data) is skipped, so a run stopped half-way is run again and goes on; only the studies it had queued and
+the workers had not finished yet (at most `max_queued` plus those in hand) are handed over a second time,
+which the idempotent worker makes harmless. The queue is kept short so that studies arriving from the PACS
+meanwhile are not stuck behind the whole archive, and the decision for a study is taken only once there is
+room for it, so it is never stale. A lost broker or Ctrl-C stops the walk with the tally so far.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,19 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError
 from tqdm import tqdm
 
-from services.reindex.archive import StoredStudy, UnreadableFolder, stored_studies, study_folders
+from services.reindex.archive import EmptyFolder, Found, StoredStudy, UnreadableFolder, stored_studies, study_folders
 from shared.contracts.storage import StudyLayout
 from shared.contracts.study_status import StudyStatus
 from shared.contracts.tasks import PROCESS_STUDY, STUDY_QUEUE
 from shared.reprocessing import reprocessing_message
 from shared.study_status_store import StudyStatusStore
 
+log = logging.getLogger("tumorsearch.reindex")
 FINISHED = ("done", "no_tumour")
 # A failure the pipeline itself reported carries the model version: it comes from the data (no MR series, a
 # missing slice) and the same model would report it again. Timeouts and poison carry none: worth another try.
 SETTLED = FINISHED + ("failed",)
+# kombu's Redis transport keeps priority 0 in the list named after the queue and priorities 3, 6, 9 in
+# "<queue>\x06\x16<p>" lists (kombu.transport.redis: PRIORITY_STEPS, sep): all of them are waiting studies.
+QUEUE_LISTS = [STUDY_QUEUE] + [f"{STUDY_QUEUE}\x06\x16{p}" for p in (3, 6, 9)]
+BROKER_ERRORS = (redis.RedisError, OperationalError)
 SendTask = Callable[[str, dict[str, Any]], None]
 
 
@@ -37,6 +47,7 @@ class ReindexPlan:
     dry_run: bool = False
     max_queued: int = 20
     poll_s: float = 1.0
+    log_every_s: float = 60.0     # a count in the log this often (runs last as long as the workers take)
 
 
 @dataclass
@@ -44,8 +55,11 @@ class Tally:
     folders: int = 0
     handed_over: int = 0
     current: int = 0
+    arriving: int = 0             # the listener still owes them a hand-over: it will send them itself
+    empty: int = 0
     unreadable: list[dict[str, str]] = field(default_factory=list)
     previous_versions: Counter = field(default_factory=Counter)  # what the handed-over studies had before
+    stopped: str | None = None    # why the walk ended early
 
     def count_handover(self, status: StudyStatus | None) -> None:
         self.handed_over += 1
@@ -53,8 +67,9 @@ class Tally:
 
     def as_dict(self) -> dict[str, Any]:
         return {"folders": self.folders, "handed_over": self.handed_over, "current": self.current,
-                "unreadable": len(self.unreadable), "unreadable_folders": self.unreadable,
-                "previous_model_versions": dict(self.previous_versions)}
+                "arriving": self.arriving, "empty": self.empty, "unreadable": len(self.unreadable),
+                "unreadable_folders": self.unreadable, "previous_model_versions": dict(self.previous_versions),
+                "stopped": self.stopped}
 
 
 def is_current(status: StudyStatus | None, model_version: str) -> bool:
@@ -62,30 +77,59 @@ def is_current(status: StudyStatus | None, model_version: str) -> bool:
     return status is not None and status.model_version == model_version and status.state in SETTLED
 
 
-def wait_for_room(client: redis.Redis, max_queued: int, poll_s: float) -> None:
-    """Block while `max_queued` studies or more wait in the worker's queue (Celery's Redis list)."""
-    while client.llen(STUDY_QUEUE) >= max_queued:
-        time.sleep(poll_s)
+def queued_studies(client: redis.Redis) -> int:
+    with client.pipeline(transaction=False) as pipe:
+        for name in QUEUE_LISTS:
+            pipe.llen(name)
+        return sum(pipe.execute())
+
+
+def wait_for_room(client: redis.Redis, plan: ReindexPlan) -> None:
+    """Block while `max_queued` studies or more wait in the worker's queue, saying so now and then."""
+    since = time.monotonic()
+    while (waiting := queued_studies(client)) >= plan.max_queued:
+        if time.monotonic() - since >= plan.log_every_s:
+            log.info("waiting for the workers", extra={"queued": waiting, "max_queued": plan.max_queued})
+            since = time.monotonic()
+        time.sleep(plan.poll_s)
 
 
 def reindex_archive(layout: StudyLayout, client: redis.Redis, send_task: SendTask, plan: ReindexPlan,
                     progress: bool = True) -> Tally:
-    statuses, tally = StudyStatusStore(client), Tally()
-    folders = study_folders(layout)
+    tally, folders = Tally(), study_folders(layout)
+    logged = time.monotonic()
     with tqdm(total=len(folders), desc="re-index", unit="study", disable=not progress) as bar:
-        for found in stored_studies(layout, folders):
-            tally.folders += 1
-            if isinstance(found, UnreadableFolder):
-                tally.unreadable.append({"location": found.location, "reason": found.reason})
-            else:
-                _consider(found, layout, statuses, client, send_task, plan, tally)
-            bar.update(1)
-            bar.set_postfix(handed_over=tally.handed_over, current=tally.current, unreadable=len(tally.unreadable))
+        try:
+            for found in stored_studies(layout, folders):
+                tally.folders += 1
+                _take(found, layout, client, send_task, plan, tally)
+                bar.update(1)
+                bar.set_postfix(handed_over=tally.handed_over, current=tally.current)
+                if time.monotonic() - logged >= plan.log_every_s:
+                    log.info("re-index progress", extra={"of": len(folders), **_counts(tally)})
+                    logged = time.monotonic()
+        except BROKER_ERRORS as error:
+            tally.stopped = f"the broker stopped answering ({type(error).__name__}); run again to go on"
+        except KeyboardInterrupt:
+            tally.stopped = "interrupted; run again to go on"
     return tally
 
 
-def _consider(study: StoredStudy, layout: StudyLayout, statuses: StudyStatusStore, client: redis.Redis,
-              send_task: SendTask, plan: ReindexPlan, tally: Tally) -> None:
+def _take(found: Found, layout: StudyLayout, client: redis.Redis,
+          send_task: SendTask, plan: ReindexPlan, tally: Tally) -> None:
+    if isinstance(found, EmptyFolder):
+        tally.empty += 1
+    elif isinstance(found, UnreadableFolder):
+        tally.unreadable.append({"location": found.location, "reason": found.reason})
+    elif layout.handover_owed(found.location.rsplit("/", 1)[1]):
+        tally.arriving += 1
+    else:
+        _consider(found, layout, client, send_task, plan, tally)
+
+
+def _consider(study: StoredStudy, layout: StudyLayout, client: redis.Redis, send_task: SendTask,
+              plan: ReindexPlan, tally: Tally) -> None:
+    statuses = StudyStatusStore(client)
     status = statuses.get(study.study_uid)
     if not plan.everything and is_current(status, plan.model_version):
         tally.current += 1
@@ -93,13 +137,19 @@ def _consider(study: StoredStudy, layout: StudyLayout, statuses: StudyStatusStor
     if plan.dry_run:
         tally.count_handover(status)
         return
-    message = reprocessing_message(layout, statuses, study.study_uid)
-    if message is None:  # emptied since it was listed (a retention clean-up): nothing left to process
-        tally.unreadable.append({"location": study.location, "reason": "its instances were removed meanwhile"})
-        return
-    wait_for_room(client, plan.max_queued, plan.poll_s)
-    send_task(PROCESS_STUDY, {"message": message.model_dump()})
-    tally.count_handover(status)
+    wait_for_room(client, plan)
+    status = statuses.get(study.study_uid)  # again: the workers may have settled it while we waited
+    if not plan.everything and is_current(status, plan.model_version):
+        tally.current += 1
+    elif (message := reprocessing_message(layout, client, study.study_uid)) is None:
+        tally.empty += 1  # its instances were deleted since the folder was read
+    else:
+        send_task(PROCESS_STUDY, {"message": message.model_dump()})
+        tally.count_handover(status)
+
+
+def _counts(tally: Tally) -> dict[str, int]:
+    return {k: v for k, v in tally.as_dict().items() if isinstance(v, int)}
 
 
 def _described(status: StudyStatus | None) -> str:

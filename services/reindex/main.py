@@ -11,9 +11,9 @@ broker and TUMORSEARCH_WORKER__CHECKPOINT (its version is what "current" means).
 so that new studies from the PACS are not stuck behind the archive. Stopped and run again, it goes on where
 it stopped. No UID or patient data is printed: folders are named by their storage location.
 
-Exit status: 0 when every readable study is current or handed over and no folder was unreadable; 1 when
-some folders could not be read (listed in the summary) or the broker did not answer; 2 for a checkpoint
-without a version; 78 for a bad TUMORSEARCH_* setting.
+Exit status: 0 when every readable study is current, arriving or handed over and no folder was unreadable;
+1 when some folders could not be read (listed in the summary) or the broker did not answer (at the start or
+during the walk); 2 for a checkpoint without a version; 78 for a bad TUMORSEARCH_* setting; 130 for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import pydicom
 import redis
 from celery import Celery
 
@@ -39,6 +40,7 @@ from shared.logs import configure_logging
 from shared.shipped_model import checkpoint_model_version
 
 log = logging.getLogger("tumorsearch.reindex")
+EXIT_INTERRUPTED = 130
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,6 +62,8 @@ def command(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     settings = settings_or_exit(ReindexSettings, os.environ, "reindex")
     configure_logging(settings.log.level, settings.log.format, "reindex")
+    # pydicom's warnings about a non-conformant value quote the value: a UID must not reach the log that way.
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     try:
         version = args.model_version or checkpoint_model_version(settings.worker.checkpoint)
     except ValueError as error:
@@ -79,7 +83,9 @@ def command(argv: list[str]) -> int:
     summary = {"model_version": version, "dry_run": args.dry_run, "all": args.all, **tally.as_dict(),
                "seconds": round(time.perf_counter() - started, 2)}
     report(summary, args.json)
-    return 1 if tally.unreadable else 0
+    if tally.stopped and tally.stopped.startswith("interrupted"):
+        return EXIT_INTERRUPTED
+    return 1 if tally.unreadable or tally.stopped else 0
 
 
 def celery_sender(settings: ReindexSettings):  # noqa: ANN201 - (task name, kwargs) -> None
@@ -91,8 +97,11 @@ def celery_sender(settings: ReindexSettings):  # noqa: ANN201 - (task name, kwar
 def report(summary: dict, json_path: Path | None) -> None:
     verb = "would hand over" if summary["dry_run"] else "handed over"
     print(f"{summary['folders']} stored studies: {verb} {summary['handed_over']}, {summary['current']} already "
-          f"processed by {summary['model_version']}, {summary['unreadable']} unreadable "
-          f"({summary['seconds']} s)", flush=True)
+          f"processed by {summary['model_version']}, {summary['arriving']} still arriving (the listener hands "
+          f"them over), {summary['empty']} empty, {summary['unreadable']} unreadable ({summary['seconds']} s)",
+          flush=True)
+    if summary["stopped"]:
+        print(f"tumorsearch reindex: stopped early: {summary['stopped']}", file=sys.stderr, flush=True)
     for folder in summary["unreadable_folders"]:
         log.warning("study folder not handed over", extra=folder)
     if json_path is not None:

@@ -2,7 +2,7 @@
 
     <home>/studies/<k[:2]>/<study key>/<instance key>.dcm   instances as received (encoded dataset)
     <home>/incoming/                                      temporary files, renamed into studies/
-    <home>/outbox/                                        hand-overs not yet accepted by the broker
+    <home>/outbox/<study key>.pending | .<token>.sending  hand-overs the listener still owes (its outbox.py)
     <home>/thumbnails/<k[:2]>/<point id>.png              tumour thumbnails the worker writes
     <home>/derived/<k[:2]>/<study key>/<series key>.seg.dcm  DICOM SEG of the tumours the worker writes
     <home>/vectors/                                       the embedded vector store (one machine)
@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from shared.contracts.uids import uid_key
+
+
+# The listener's outbox markers: a study with one is still arriving or being handed over by the listener.
+OUTBOX_PENDING, OUTBOX_SENDING = ".pending", ".sending"
 
 
 class UnsafePath(ValueError):
@@ -64,6 +68,11 @@ class StudyLayout:
         """The study's folder relative to `home`, as carried in task messages (POSIX separators)."""
         key = uid_key(study_uid, "study")
         return f"studies/{key[:2]}/{key}"
+
+    def handover_owed(self, study_key: str) -> bool:
+        """True while the listener owes the study in folder `study_key` a hand-over (instances arriving)."""
+        return (self.outbox / f"{study_key}{OUTBOX_PENDING}").exists() or any(
+            self.outbox.glob(f"{study_key}.*{OUTBOX_SENDING}"))
 
     def study_dir(self, study_uid: str) -> Path:
         return self.home / self.study_location(study_uid)

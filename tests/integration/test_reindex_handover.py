@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from kombu.exceptions import OperationalError
 from pydicom.uid import generate_uid
 
 from services.reindex.handover import ReindexPlan, reindex_archive
+from shared.contracts.handovers import HANDOVER_COUNTS
 from shared.contracts.storage import StudyLayout
+from shared.reprocessing import reprocessing_message
 from shared.contracts.study_status import StudyStatus
 from shared.contracts.tasks import PROCESS_STUDY, STUDY_QUEUE
 from shared.shipped_model import shipped_model_version
@@ -73,6 +76,44 @@ def test_a_dry_run_sends_nothing_and_all_sends_everything(tmp_path, redis_server
     assert (tally.handed_over, tally.current, len(sent)) == (6, 0, 6)
 
 
+def test_numbers_are_shared_with_the_listener_and_never_repeat(tmp_path, redis_server):
+    """The listener counts its hand-overs in the same hash: a re-index after the PACS re-sent the study twice
+    must not reuse 2 or 3, and two re-indexes of one study never share a number."""
+    client = redis.Redis.from_url(redis_server.url)
+    uids = archive(tmp_path, client)
+    client.hset(HANDOVER_COUNTS, uids["old"], 7)  # the listener handed it over 7 times; its status says 3
+    numbers = [reprocessing_message(StudyLayout(tmp_path), client, uids["old"]).handover for _ in range(2)]
+    assert numbers == [8, 9]
+    assert reprocessing_message(StudyLayout(tmp_path), client, uids["current"]).handover == 2  # status 1, no count
+
+
+def test_a_study_the_listener_still_owes_a_handover_is_left_to_it(tmp_path, redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    uids = archive(tmp_path, client)
+    layout = StudyLayout(tmp_path)
+    layout.outbox.mkdir(parents=True)
+    key = layout.study_location(uids["never_processed"]).rsplit("/", 1)[1]
+    (layout.outbox / f"{key}.0a1b2c3d4e5f.sending").write_text(uids["never_processed"])
+    tally, sent = run(tmp_path, client)
+    assert (tally.arriving, tally.handed_over) == (1, 2)
+    assert uids["never_processed"] not in {m["message"]["study_instance_uid"] for m in sent}
+
+
+def test_a_lost_broker_stops_the_walk_with_the_tally_so_far(tmp_path, redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    archive(tmp_path, client)
+    sent: list[str] = []
+
+    def send_then_fail(name, kwargs):  # noqa: ANN001
+        if sent:
+            raise OperationalError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+        sent.append(name)
+
+    tally = reindex_archive(StudyLayout(tmp_path), client, send_then_fail, ReindexPlan(NEW), progress=False)
+    assert tally.handed_over == 1 and tally.folders < 6
+    assert tally.stopped == "the broker stopped answering (OperationalError); run again to go on"
+
+
 def test_it_waits_while_the_queue_is_full(tmp_path, redis_server):
     """New studies from the PACS must not wait behind the whole archive: at most max_queued are waiting."""
     client = redis.Redis.from_url(redis_server.url)
@@ -107,19 +148,20 @@ def queued_messages(client: redis.Redis) -> list[dict]:
 def test_the_command_queues_celery_tasks_writes_its_summary_and_reports_bad_folders(tmp_path, redis_server):
     home, client = tmp_path / "home", redis.Redis.from_url(redis_server.url)
     uids = archive(home, client)
-    store_instance(StudyLayout(home), generate_uid(), folder_uid=generate_uid())  # a misplaced file
+    misplaced_uid, folder_uid = generate_uid(), generate_uid()
+    store_instance(StudyLayout(home), misplaced_uid, folder_uid=folder_uid)  # a misplaced file
     out = tmp_path / "summary.json"
     done = subprocess.run([str(TUMORSEARCH), "reindex", "--model-version", NEW, "--json", str(out), "--no-progress"],
                           env=command_env(home, redis_server.url), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr  # one folder could not be handed over
     summary = json.loads(out.read_text())
     assert (summary["folders"], summary["handed_over"], summary["current"], summary["unreadable"]) == (7, 3, 3, 1)
-    assert "7 stored studies: handed over 3, 3 already processed by " + NEW in done.stdout
+    assert f"7 stored studies: handed over 3, 3 already processed by {NEW}, 0 still arriving" in done.stdout
     queued = queued_messages(client)
     assert sorted(m["message"]["study_instance_uid"] for m in queued) == sorted(
         uids[k] for k in ("old", "failed", "never_processed"))
     assert {m["task"] for m in queued} == {PROCESS_STUDY}
-    for uid in uids.values():  # no identifier on the console or in the logs
+    for uid in [*uids.values(), misplaced_uid, folder_uid]:  # no identifier on the console or in the logs
         assert uid not in done.stdout and uid not in done.stderr
 
 
@@ -135,3 +177,24 @@ def test_the_command_names_the_shipped_version_and_says_when_the_broker_is_not_t
                           env=command_env(home, f"redis://127.0.0.1:{free_port()}/0"), capture_output=True,
                           text=True, timeout=60)
     assert gone.returncode == 1 and "expected the broker (TUMORSEARCH_BROKER__URL) to answer" in gone.stderr
+
+
+def test_the_command_keeps_at_most_max_queued_studies_waiting(tmp_path, redis_server):
+    """No worker takes them: the command must stop at 2 queued Celery tasks and go on when one is taken."""
+    home, client = tmp_path / "home", redis.Redis.from_url(redis_server.url)
+    archive(home, client)
+    command = subprocess.Popen([str(TUMORSEARCH), "reindex", "--model-version", NEW, "--max-queued", "2",
+                                "--no-progress"], env=command_env(home, redis_server.url), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while client.llen(STUDY_QUEUE) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)  # it polls every second: time to send a third if it would
+        assert client.llen(STUDY_QUEUE) == 2 and command.poll() is None
+        client.lpop(STUDY_QUEUE)
+        out, err = command.communicate(timeout=30)
+    finally:
+        command.kill()
+    assert command.returncode == 0, err
+    assert "handed over 3" in out and client.llen(STUDY_QUEUE) == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import generate_uid
 
-from services.reindex.archive import StoredStudy, UnreadableFolder, read_folder, study_folders
+from services.reindex.archive import EmptyFolder, StoredStudy, UnreadableFolder, read_folder, study_folders
 from services.reindex.handover import is_current
 from shared.contracts.storage import StudyLayout
 from shared.contracts.study_status import StudyStatus
@@ -55,12 +55,16 @@ def test_files_of_another_study_in_a_folder_are_not_trusted(tmp_path):
                                      "the StudyInstanceUID in its files is not the one the folder is named by")
 
 
-def test_an_empty_folder_and_a_missing_archive(tmp_path):
+def test_an_empty_folder_a_stranger_and_a_missing_archive(tmp_path):
     layout = StudyLayout(tmp_path)
     assert study_folders(layout) == []
     folder = layout.study_dir(generate_uid())
     folder.mkdir(parents=True)
-    assert read_folder(layout, folder).reason == "no stored instances (*.dcm)"
+    assert read_folder(layout, folder) == EmptyFolder(folder.relative_to(tmp_path).as_posix())
+    stranger = layout.studies / "ab" / "backup-copy"
+    stranger.mkdir(parents=True)
+    assert read_folder(layout, stranger) == UnreadableFolder(
+        "studies/ab/backup-copy", "expected a folder named by a study key (32 hex digits), found another name")
 
 
 def test_folders_are_listed_in_one_stable_order(tmp_path):
@@ -91,3 +95,6 @@ def test_the_version_of_a_checkpoint_comes_from_its_card(tmp_path):
     assert checkpoint_model_version(tmp_path) == "pisov2d-c64-0123456789"
     with pytest.raises(ValueError, match=r"expected .*empty/model_card.json with a model_version, found"):
         checkpoint_model_version(tmp_path / "empty")
+    (tmp_path / "model_card.json").write_text(json.dumps({"model_version": None}))
+    with pytest.raises(ValueError, match=r"with a model_version, found None"):
+        checkpoint_model_version(tmp_path)
