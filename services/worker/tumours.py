@@ -118,4 +118,23 @@ def source_labels(tumours: list[Tumour], prediction: SeriesPrediction, shape: tu
     labels = np.zeros(shape, np.uint8)
     for tumour in tumours:
         labels[tumour.component[:, rows][:, :, cols]] = tumour.index + 1
+    for tumour in tumours:  # a source coarser than the model grid skips model pixels: see paint_missing_tumour
+        if not (labels == tumour.index + 1).any():
+            k, y, x = np.nonzero(tumour.component)
+            sy, sx = prediction.grid.scale
+            paint_missing_tumour(labels, tumour.index + 1, k, np.rint((y + 0.5) * sy - 0.5).astype(int),
+                                 np.rint((x + 0.5) * sx - 0.5).astype(int))
     return labels
+
+
+def paint_missing_tumour(labels: np.ndarray, label: int, k: np.ndarray, row: np.ndarray, col: np.ndarray) -> None:
+    """Nearest sampling from the source grid can miss a tumour thinner than the source's slices (5 mm model
+    voxels between 6.5 mm slices): the SEG must hold every tumour the status reports, so the source voxels
+    nearest to its model voxels' centres (`k, row, col`) are painted, on background where there is any."""
+    inside = (k >= 0) & (k < labels.shape[0]) & (row >= 0) & (row < labels.shape[1]) & (col >= 0) & (
+        col < labels.shape[2])
+    k, row, col = k[inside], row[inside], col[inside]
+    free = labels[k, row, col] == 0
+    if free.any():
+        k, row, col = k[free], row[free], col[free]
+    labels[k, row, col] = label

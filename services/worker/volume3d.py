@@ -16,7 +16,7 @@ import torch
 from nibabel import orientations
 from scipy import ndimage
 
-from services.worker.tumours import SizeLimits, Tumour, describe_location, head_centre
+from services.worker.tumours import SizeLimits, Tumour, describe_location, head_centre, paint_missing_tumour
 from services.worker.volume import Volume
 from shared.model.device import autocast
 from shared.model.inference import tumour_probability
@@ -126,4 +126,10 @@ def source_labels_3d(tumours: list[Tumour], grid: Grid3D, shape: tuple[int, int,
         plane = np.zeros(cols.size, np.uint8)
         plane[inside] = model_labels[d[inside], h[inside], w[inside]]
         labels[k] = plane.reshape(shape[1], shape[2])
+    for tumour in tumours:
+        if not (labels == tumour.index + 1).any():
+            d, h, w = np.nonzero(tumour.component)
+            col, row, k = np.rint(grid.to_source @ np.stack([d, h, w, np.ones_like(d)]))[:3].astype(int)
+            paint_missing_tumour(labels, tumour.index + 1, k, row, col)
     return labels
+

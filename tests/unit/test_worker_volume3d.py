@@ -1,15 +1,18 @@
-"""The 3D path's geometry: a model-grid box maps back onto the source voxels it came from, for any
-orientation of the series (axial, flipped rows, sagittal)."""
+"""The worker's geometry: a model-grid box maps back onto the source voxels it came from, for any
+orientation of the series (axial, flipped rows, sagittal), and every tumour found on the model grid has
+voxels on the source grid, however coarse the source."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from services.worker.volume import Volume
 from services.worker.volume3d import prepare_volume, source_box, source_labels_3d
-from services.worker.tumours import Tumour
+from services.worker.tumours import Tumour, source_labels
+from shared.model.series_inference import ModelGrid, SeriesPrediction
 
 CUBE = (slice(4, 9), slice(20, 34), slice(30, 44))  # slices, rows, columns of the source volume
 
@@ -60,3 +63,33 @@ def test_the_volume_is_padded_with_background_to_the_models_input_multiple():
     outside = np.ones(prepared16.shape, bool)
     outside[inside] = False
     assert (prepared16[outside] == -1.0).all()
+
+
+def test_a_tumour_between_thick_source_slices_still_reaches_the_seg():
+    """6.5 mm slices sampled from a 5 mm model grid skip some model slices; a tumour confined to one of them
+    must still be in the label volume (the SEG refuses a segment with no voxels: CI, 2026-12-06)."""
+    source = volume(affine((1, 0, 0), (0, 1, 0), (0, 0, 1), spacing=(0.9, 0.8, 6.5)))
+    _, grid = prepare_volume(source, spacing_mm=5.0)
+    inverse = np.linalg.inv(grid.to_source)
+    sampled = {int(np.rint(inverse @ [30, 30, k, 1])[0]) for k in range(source.pixels.shape[0])}
+    skipped = [d for d in range(grid.shape[0]) if d not in sampled]
+    assert skipped, f"expected a model slice no source slice samples; found all sampled: {sorted(sampled)}"
+    component = np.zeros(grid.shape, bool)
+    component[skipped[0], 5:8, 6:9] = True
+    tumour = Tumour(0, (0,) * 6, (0,) * 6, np.zeros(4), {}, 0.0, 9, (0.0, 0.0, 0.0), {}, component)
+    labels = source_labels_3d([tumour], grid, source.pixels.shape)
+    k, row, col = np.nonzero(labels == 1)
+    assert k.size > 0, "expected the tumour painted onto its nearest source slice"
+    centre = grid.to_source @ [skipped[0], 6, 7, 1]
+    assert abs(k.mean() - centre[2]) <= 0.5 and abs(row.mean() - centre[1]) < 2 and abs(col.mean() - centre[0]) < 2
+
+
+def test_a_tumour_between_source_pixels_of_a_coarse_slice_still_reaches_the_seg():
+    """In-plane the same: a 4-px source slice on an 8-px model grid samples only every other model pixel."""
+    grid = ModelGrid(shape=(8, 8), padded=(8, 8), scale=(0.5, 0.5), spacing_mm=1.0)
+    prediction = SeriesPrediction(np.zeros((1, 8, 8), np.float32), torch.zeros(1, 1, 2, 2), grid)
+    component = np.zeros((1, 8, 8), bool)
+    component[0, 3, 5] = True  # model pixel (3, 5): source rows/columns sample model pixels 0, 2, 4, 6 only
+    tumour = Tumour(0, (0,) * 6, (0,) * 6, np.zeros(4), {}, 0.0, 1, (0.0, 0.0, 0.0), {}, component)
+    labels = source_labels([tumour], prediction, (1, 4, 4))
+    assert [tuple(int(v) for v in p) for p in zip(*np.nonzero(labels == 1))] == [(0, 1, 2)]
