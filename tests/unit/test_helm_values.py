@@ -282,6 +282,9 @@ def test_every_value_has_a_comment_above_it():
     ("listener-tls-loadbalancer", ["kubectl get service -n pacs ts-tumorsearch-listener", "Port:     2762",
                                    "TLS:      on", "PACS@10.30.1.20, ARCHIVE@10.30.2.0/24"]),
     ("ingress-tls", ["GATEWAY=https://tumorsearch.hospital.example"]),
+    ({"gateway": {"modelVersion": "pisov2d-c64-2427284dc0"}},
+     ["pinned to model version pisov2d-c64-2427284dc0", "kubectl rollout status -n pacs deploy/ts-tumorsearch-worker",
+      "kubectl exec -n pacs deploy/ts-tumorsearch-worker -- tumorsearch reindex --no-progress"]),
 ])
 def test_notes_tell_the_admin_how_to_point_the_pacs_and_open_the_gateway(values, wanted):
     if isinstance(values, str):
@@ -290,6 +293,7 @@ def test_notes_tell_the_admin_how_to_point_the_pacs_and_open_the_gateway(values,
     notes = manifests["tumorsearch/templates/NOTES.txt"]
     for line in wanted:
         assert line in notes, f"expected {line!r} in NOTES.txt; found:\n{notes}"
+    assert ("pinned to model version" in notes) == bool(values.get("gateway", {}).get("modelVersion")), notes
 
 
 def test_the_worker_liveness_probe_outlasts_the_longest_study():
