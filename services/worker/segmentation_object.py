@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.sop_class import SegmentationStorage
 
 # The 2D figshare classes and the 3D path's (shared.model.volumes.VOLUME_TYPES).
@@ -201,8 +202,8 @@ def send_segmentation(seg: Dataset, destination: str, *, calling_ae: str = "TUMO
 
 def _refusal(assoc, destination: str, timeout_s: float) -> str:
     """Why no association was established, in words an operator can act on."""
-    answer = assoc.acceptor.primitive  # the peer's A-ASSOCIATE answer; None when it never gave one
-    if assoc.is_rejected:
+    answer = assoc.acceptor.primitive or _queued_answer(assoc)  # None when the peer never gave one
+    if assoc.is_rejected or (answer is not None and answer.result in (0x01, 0x02)):
         return (f"expected {destination} to accept an association for Segmentation Storage; found it rejected "
                 f"({answer.result_str}, source: {answer.source_str}, reason: {answer.reason_str})")
     if answer is not None and answer.result == 0x00:
@@ -211,3 +212,15 @@ def _refusal(assoc, destination: str, timeout_s: float) -> str:
                 "found no presentation context accepted (association aborted)")
     return (f"expected a DICOM peer accepting associations at {destination}; found none (connection refused or "
             f"unreachable, association aborted by the peer, or no answer within {timeout_s:g} s)")
+
+
+def _queued_answer(assoc) -> A_ASSOCIATE | None:
+    """The peer's A-ASSOCIATE answer left unread. pynetdicom 3.0 checks the socket before reading the answer
+    (acse._negotiate_as_requestor), so a peer that rejects and closes at once (Orthanc does) is sometimes seen
+    disconnected first: the association is aborted with the rejection still queued (2 runs in 10 here)."""
+    queue = assoc.dul.to_user_queue
+    while not queue.empty():
+        item = queue.get_nowait()
+        if isinstance(item, A_ASSOCIATE):
+            return item
+    return None

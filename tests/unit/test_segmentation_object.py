@@ -208,3 +208,27 @@ def test_parse_destination_accepts(text: str, expected: tuple[str, str, int]) ->
 def test_parse_destination_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="expected"):
         parse_destination(text)
+
+
+def test_a_rejection_left_queued_by_pynetdicom_is_still_reported_as_a_rejection() -> None:
+    """pynetdicom 3.0 may abort an association whose peer rejected it and closed the socket at once, leaving the
+    A-ASSOCIATE-RJ unread in its queue (seen with Orthanc, CI 2026-12-06): the operator must read "rejected"
+    and why, not "no DICOM peer there"."""
+    import queue
+    from types import SimpleNamespace
+
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
+
+    from services.worker.segmentation_object import _refusal
+
+    rejection = A_ASSOCIATE()
+    rejection.result, rejection.result_source, rejection.diagnostic = 0x01, 0x01, 0x07
+    waiting = queue.Queue()
+    waiting.put(rejection)
+    assoc = SimpleNamespace(acceptor=SimpleNamespace(primitive=None), is_rejected=False, is_aborted=True,
+                            dul=SimpleNamespace(to_user_queue=waiting))
+    message = _refusal(assoc, "PACS@10.0.0.1:104", 10.0)
+    assert "found it rejected" in message and "Called AE title not recognised" in message, message
+    nothing = SimpleNamespace(acceptor=SimpleNamespace(primitive=None), is_rejected=False, is_aborted=False,
+                              dul=SimpleNamespace(to_user_queue=queue.Queue()))
+    assert "found none" in _refusal(nothing, "PACS@10.0.0.1:104", 10.0)
