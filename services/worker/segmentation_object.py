@@ -221,6 +221,6 @@ def _queued_answer(assoc) -> A_ASSOCIATE | None:
     queue = assoc.dul.to_user_queue
     while not queue.empty():
         item = queue.get_nowait()
-        if isinstance(item, A_ASSOCIATE):
-            return item
+        if isinstance(item, A_ASSOCIATE) and item.result in (0x01, 0x02):  # a rejection; an acceptance
+            return item                                                      # then a close is no answer
     return None

@@ -120,21 +120,34 @@ def source_labels(tumours: list[Tumour], prediction: SeriesPrediction, shape: tu
         labels[tumour.component[:, rows][:, :, cols]] = tumour.index + 1
     for tumour in tumours:  # a source coarser than the model grid skips model pixels: see paint_missing_tumour
         if not (labels == tumour.index + 1).any():
-            k, y, x = np.nonzero(tumour.component)
-            sy, sx = prediction.grid.scale
-            paint_missing_tumour(labels, tumour.index + 1, k, np.rint((y + 0.5) * sy - 0.5).astype(int),
-                                 np.rint((x + 0.5) * sx - 0.5).astype(int))
+            paint_missing_tumour(labels, tumour.index + 1, _footprint(tumour.component, prediction.grid, shape))
     return labels
 
 
-def paint_missing_tumour(labels: np.ndarray, label: int, k: np.ndarray, row: np.ndarray, col: np.ndarray) -> None:
-    """Nearest sampling from the source grid can miss a tumour thinner than the source's slices (5 mm model
-    voxels between 6.5 mm slices): the SEG must hold every tumour the status reports, so the source voxels
-    nearest to its model voxels' centres (`k, row, col`) are painted, on background where there is any."""
-    inside = (k >= 0) & (k < labels.shape[0]) & (row >= 0) & (row < labels.shape[1]) & (col >= 0) & (
-        col < labels.shape[2])
-    k, row, col = k[inside], row[inside], col[inside]
-    free = labels[k, row, col] == 0
+def _footprint(component: np.ndarray, grid, shape: tuple[int, int, int]) -> np.ndarray:  # noqa: ANN001
+    """Source pixels with a model pixel of `component` at any corner of their continuous model position."""
+    h, w = component.shape[1:]
+    y = (np.arange(shape[1]) + 0.5) / grid.scale[0] - 0.5
+    x = (np.arange(shape[2]) + 0.5) / grid.scale[1] - 0.5
+    hit = np.zeros(shape, bool)
+    for rows in (np.floor(y), np.ceil(y)):
+        for cols in (np.floor(x), np.ceil(x)):
+            r, c = np.clip(rows.astype(int), 0, h - 1), np.clip(cols.astype(int), 0, w - 1)
+            hit |= component[:, r][:, :, c]
+    return hit
+
+
+def paint_missing_tumour(labels: np.ndarray, label: int, candidates: np.ndarray) -> None:
+    """Nearest sampling from the source grid can miss a tumour thinner than the source's slices (a 5 mm model
+    slice between 6.5 mm source slices) or pixels: the SEG must hold every tumour the status reports, so the
+    tumour is drawn on its footprint (`candidates`), on background where there is any, else on voxels of
+    tumours that keep others: a tumour is never erased to make room for another."""
+    free = candidates & (labels == 0)
     if free.any():
-        k, row, col = k[free], row[free], col[free]
-    labels[k, row, col] = label
+        labels[free] = label
+        return
+    counts = np.bincount(labels.ravel(), minlength=256)
+    for voxel in zip(*np.nonzero(candidates)):
+        if counts[labels[voxel]] > 1:
+            counts[labels[voxel]] -= 1
+            labels[voxel] = label

@@ -9,6 +9,7 @@ label volume of the SEG land on the source frames.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,18 +119,35 @@ def source_labels_3d(tumours: list[Tumour], grid: Grid3D, shape: tuple[int, int,
     for tumour in tumours:
         model_labels[tumour.component] = tumour.index + 1
     inverse = np.linalg.inv(grid.to_source)
-    rows, cols = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
     for k in range(shape[0]):
-        points = np.stack([cols.ravel(), rows.ravel(), np.full(cols.size, k), np.ones(cols.size)])
-        d, h, w = np.rint(inverse @ points)[:3].astype(int)
+        d, h, w = np.rint(_model_coordinates(inverse, k, shape)).astype(int)
         inside = (d >= 0) & (d < grid.shape[0]) & (h >= 0) & (h < grid.shape[1]) & (w >= 0) & (w < grid.shape[2])
-        plane = np.zeros(cols.size, np.uint8)
+        plane = np.zeros(inside.size, np.uint8)
         plane[inside] = model_labels[d[inside], h[inside], w[inside]]
         labels[k] = plane.reshape(shape[1], shape[2])
     for tumour in tumours:
         if not (labels == tumour.index + 1).any():
-            d, h, w = np.nonzero(tumour.component)
-            col, row, k = np.rint(grid.to_source @ np.stack([d, h, w, np.ones_like(d)]))[:3].astype(int)
-            paint_missing_tumour(labels, tumour.index + 1, k, row, col)
+            paint_missing_tumour(labels, tumour.index + 1, _footprint(tumour.component, inverse, shape))
     return labels
 
+
+def _model_coordinates(inverse: np.ndarray, k: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """(3, rows * cols): continuous model coordinates (d, h, w) of every source voxel of slice k."""
+    rows, cols = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
+    points = np.stack([cols.ravel(), rows.ravel(), np.full(cols.size, k), np.ones(cols.size)])
+    return (inverse @ points)[:3]
+
+
+def _footprint(component: np.ndarray, inverse: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Source voxels with a model voxel of `component` at any corner of their continuous model position
+    (floor or ceiling along each axis): the tumour's own extent on the slices nearest to it."""
+    hit = np.zeros(shape, bool)
+    for k in range(shape[0]):
+        position, plane = _model_coordinates(inverse, k, shape), np.zeros(shape[1] * shape[2], bool)
+        for corner in itertools.product((np.floor, np.ceil), repeat=3):
+            d, h, w = (rounding(axis).astype(int) for rounding, axis in zip(corner, position))
+            inside = ((d >= 0) & (d < component.shape[0]) & (h >= 0) & (h < component.shape[1]) & (w >= 0)
+                      & (w < component.shape[2]))
+            plane[inside] |= component[d[inside], h[inside], w[inside]]
+        hit[k] = plane.reshape(shape[1], shape[2])
+    return hit
