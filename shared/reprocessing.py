@@ -9,8 +9,8 @@ import redis
 
 from shared.contracts.handovers import next_handover
 from shared.contracts.storage import StudyLayout
+from shared.contracts.study_status import StudyStatus
 from shared.contracts.tasks import StudyReady
-from shared.study_status_store import StudyStatusStore
 
 
 def stored_instance_count(layout: StudyLayout, study_uid: str) -> int:
@@ -18,13 +18,14 @@ def stored_instance_count(layout: StudyLayout, study_uid: str) -> int:
     return sum(1 for _ in folder.glob("*.dcm")) if folder.is_dir() else 0
 
 
-def reprocessing_message(layout: StudyLayout, client: redis.Redis, study_uid: str) -> StudyReady | None:
+def reprocessing_message(layout: StudyLayout, client: redis.Redis, study_uid: str,
+                         previous: StudyStatus | None) -> StudyReady | None:
     """The hand-over that makes the worker process the stored study again, numbered by the counter every
-    sender shares (shared/contracts/handovers.py); None when nothing is stored."""
+    sender shares (shared/contracts/handovers.py); None when nothing is stored. `previous`: the study's
+    last status, as the caller read it (StudyStatusStore), or None."""
     count = stored_instance_count(layout, study_uid)
     if count == 0:
         return None
-    previous = StudyStatusStore(client).get(study_uid)
     handover = next_handover(client, study_uid, at_least=(previous.handover + 1) if previous is not None else 1)
     return StudyReady(study_instance_uid=study_uid, location=layout.study_location(study_uid),
                       instance_count=count, handover=handover)

@@ -11,6 +11,7 @@ from services.gateway.api import checked_uid, deps
 from services.gateway.auth import requires_admin
 from shared.contracts.tasks import PROCESS_STUDY
 from shared.reprocessing import reprocessing_message
+from shared.study_status_store import StudyStatusStore
 
 
 reindex = Blueprint("reindex", __name__, url_prefix="/api/v1/admin")
@@ -20,7 +21,8 @@ reindex = Blueprint("reindex", __name__, url_prefix="/api/v1/admin")
 @requires_admin
 def reindex_study(study_uid: str):
     study_uid = checked_uid(study_uid, "study UID")
-    message = reprocessing_message(deps().layout, deps().redis, study_uid)
+    previous = StudyStatusStore(deps().redis).get(study_uid)
+    message = reprocessing_message(deps().layout, deps().redis, study_uid, previous)
     if message is None:
         raise NotFound("study: no stored instances of this study to re-index")
     deps().send_task(PROCESS_STUDY, {"message": message.model_dump()})

@@ -84,14 +84,17 @@ def queued_studies(client: redis.Redis) -> int:
         return sum(pipe.execute())
 
 
-def wait_for_room(client: redis.Redis, plan: ReindexPlan) -> None:
-    """Block while `max_queued` studies or more wait in the worker's queue, saying so now and then."""
-    since = time.monotonic()
+def wait_for_room(client: redis.Redis, plan: ReindexPlan) -> bool:
+    """Block while `max_queued` studies or more wait in the worker's queue, saying so now and then; True if
+    it had to wait."""
+    since, waited = time.monotonic(), False
     while (waiting := queued_studies(client)) >= plan.max_queued:
         if time.monotonic() - since >= plan.log_every_s:
             log.info("waiting for the workers", extra={"queued": waiting, "max_queued": plan.max_queued})
             since = time.monotonic()
+        waited = True
         time.sleep(plan.poll_s)
+    return waited
 
 
 def reindex_archive(layout: StudyLayout, client: redis.Redis, send_task: SendTask, plan: ReindexPlan,
@@ -137,11 +140,11 @@ def _consider(study: StoredStudy, layout: StudyLayout, client: redis.Redis, send
     if plan.dry_run:
         tally.count_handover(status)
         return
-    wait_for_room(client, plan)
-    status = statuses.get(study.study_uid)  # again: the workers may have settled it while we waited
+    if wait_for_room(client, plan):
+        status = statuses.get(study.study_uid)  # again: the workers may have settled it while we waited
     if not plan.everything and is_current(status, plan.model_version):
         tally.current += 1
-    elif (message := reprocessing_message(layout, client, study.study_uid)) is None:
+    elif (message := reprocessing_message(layout, client, study.study_uid, status)) is None:
         tally.empty += 1  # its instances were deleted since the folder was read
     else:
         send_task(PROCESS_STUDY, {"message": message.model_dump()})

@@ -8,6 +8,7 @@ On one slice the components are 4-connected, as in `tumorsearch evaluate`'s auto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,9 +119,8 @@ def source_labels(tumours: list[Tumour], prediction: SeriesPrediction, shape: tu
     labels = np.zeros(shape, np.uint8)
     for tumour in tumours:
         labels[tumour.component[:, rows][:, :, cols]] = tumour.index + 1
-    for tumour in tumours:  # a source coarser than the model grid skips model pixels: see paint_missing_tumour
-        if not (labels == tumour.index + 1).any():
-            paint_missing_tumour(labels, tumour.index + 1, _footprint(tumour.component, prediction.grid, shape))
+    # A source coarser than the model grid skips model pixels: see draw_missed_tumours.
+    draw_missed_tumours(labels, tumours, lambda component: _footprint(component, prediction.grid, shape))
     return labels
 
 
@@ -135,6 +135,16 @@ def _footprint(component: np.ndarray, grid, shape: tuple[int, int, int]) -> np.n
             r, c = np.clip(rows.astype(int), 0, h - 1), np.clip(cols.astype(int), 0, w - 1)
             hit |= component[:, r][:, :, c]
     return hit
+
+
+def draw_missed_tumours(labels: np.ndarray, tumours: list[Tumour],
+                        footprint: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Draw each tumour nearest sampling left without a voxel on its `footprint` (source voxels, from its
+    model-grid component). One count of the labels finds them: no scan of the volume per tumour."""
+    present = np.bincount(labels.ravel(), minlength=256)
+    for tumour in tumours:
+        if present[tumour.index + 1] == 0:
+            paint_missing_tumour(labels, tumour.index + 1, footprint(tumour.component))
 
 
 def paint_missing_tumour(labels: np.ndarray, label: int, candidates: np.ndarray) -> None:

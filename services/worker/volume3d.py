@@ -17,7 +17,7 @@ import torch
 from nibabel import orientations
 from scipy import ndimage
 
-from services.worker.tumours import SizeLimits, Tumour, describe_location, head_centre, paint_missing_tumour
+from services.worker.tumours import SizeLimits, Tumour, describe_location, draw_missed_tumours, head_centre
 from services.worker.volume import Volume
 from shared.model.device import autocast
 from shared.model.inference import tumour_probability
@@ -125,9 +125,7 @@ def source_labels_3d(tumours: list[Tumour], grid: Grid3D, shape: tuple[int, int,
         plane = np.zeros(inside.size, np.uint8)
         plane[inside] = model_labels[d[inside], h[inside], w[inside]]
         labels[k] = plane.reshape(shape[1], shape[2])
-    for tumour in tumours:
-        if not (labels == tumour.index + 1).any():
-            paint_missing_tumour(labels, tumour.index + 1, _footprint(tumour.component, inverse, shape))
+    draw_missed_tumours(labels, tumours, lambda component: _footprint(component, inverse, shape))
     return labels
 
 

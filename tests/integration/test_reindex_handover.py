@@ -82,9 +82,12 @@ def test_numbers_are_shared_with_the_listener_and_never_repeat(tmp_path, redis_s
     client = redis.Redis.from_url(redis_server.url)
     uids = archive(tmp_path, client)
     client.hset(HANDOVER_COUNTS, uids["old"], 7)  # the listener handed it over 7 times; its status says 3
-    numbers = [reprocessing_message(StudyLayout(tmp_path), client, uids["old"]).handover for _ in range(2)]
+    statuses = StudyStatusStore(client)
+    numbers = [reprocessing_message(StudyLayout(tmp_path), client, uids["old"], statuses.get(uids["old"])).handover
+               for _ in range(2)]
     assert numbers == [8, 9]
-    assert reprocessing_message(StudyLayout(tmp_path), client, uids["current"]).handover == 2  # status 1, no count
+    current = reprocessing_message(StudyLayout(tmp_path), client, uids["current"], statuses.get(uids["current"]))
+    assert current.handover == 2  # status 1, no count
 
 
 def test_a_study_the_listener_still_owes_a_handover_is_left_to_it(tmp_path, redis_server):
