@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from services.worker.volume import Volume
 from shared.model.network import PisovNet
-from shared.model.series_inference import SeriesPrediction, embed_box
+from shared.model.series_inference import ModelGrid, SeriesPrediction, embed_box
 
 MIDLINE_MM = 5.0          # a centroid this close to the head's centre is "midline"/"central"
 RESOLVABLE_MM = 30.0      # a patient axis the volume spans less than this is "unknown" (e.g. one slice)
@@ -124,7 +124,7 @@ def source_labels(tumours: list[Tumour], prediction: SeriesPrediction, shape: tu
     return labels
 
 
-def _footprint(component: np.ndarray, grid, shape: tuple[int, int, int]) -> np.ndarray:  # noqa: ANN001
+def _footprint(component: np.ndarray, grid: ModelGrid, shape: tuple[int, int, int]) -> np.ndarray:
     """Source pixels with a model pixel of `component` at any corner of their continuous model position."""
     h, w = component.shape[1:]
     y = (np.arange(shape[1]) + 0.5) / grid.scale[0] - 0.5
@@ -140,24 +140,28 @@ def _footprint(component: np.ndarray, grid, shape: tuple[int, int, int]) -> np.n
 def draw_missed_tumours(labels: np.ndarray, tumours: list[Tumour],
                         footprint: Callable[[np.ndarray], np.ndarray]) -> None:
     """Draw each tumour nearest sampling left without a voxel on its `footprint` (source voxels, from its
-    model-grid component). One count of the labels finds them: no scan of the volume per tumour."""
-    present = np.bincount(labels.ravel(), minlength=256)
+    model-grid component). One count of the labels, kept current as tumours are drawn, finds them: no scan
+    of the volume per tumour."""
+    counts = np.bincount(labels.ravel(), minlength=256)
     for tumour in tumours:
-        if present[tumour.index + 1] == 0:
-            paint_missing_tumour(labels, tumour.index + 1, footprint(tumour.component))
+        if counts[tumour.index + 1] == 0:
+            _paint_missing_tumour(labels, tumour.index + 1, footprint(tumour.component), counts)
 
 
-def paint_missing_tumour(labels: np.ndarray, label: int, candidates: np.ndarray) -> None:
+def _paint_missing_tumour(labels: np.ndarray, label: int, candidates: np.ndarray, counts: np.ndarray) -> None:
     """Nearest sampling from the source grid can miss a tumour thinner than the source's slices (a 5 mm model
     slice between 6.5 mm source slices) or pixels: the SEG must hold every tumour the status reports, so the
     tumour is drawn on its footprint (`candidates`), on background where there is any, else on voxels of
-    tumours that keep others: a tumour is never erased to make room for another."""
+    tumours that keep others: a tumour is never erased to make room for another. `counts` (voxels per
+    label) is updated to match."""
     free = candidates & (labels == 0)
     if free.any():
         labels[free] = label
+        counts[0] -= int(free.sum())
+        counts[label] += int(free.sum())
         return
-    counts = np.bincount(labels.ravel(), minlength=256)
     for voxel in zip(*np.nonzero(candidates)):
         if counts[labels[voxel]] > 1:
             counts[labels[voxel]] -= 1
+            counts[label] += 1
             labels[voxel] = label
