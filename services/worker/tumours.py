@@ -156,9 +156,10 @@ def _paint_missing_tumour(labels: np.ndarray, label: int, candidates: np.ndarray
     label) is updated to match."""
     free = candidates & (labels == 0)
     if free.any():
+        drawn = int(free.sum())
         labels[free] = label
-        counts[0] -= int(free.sum())
-        counts[label] += int(free.sum())
+        counts[0] -= drawn
+        counts[label] += drawn
         return
     for voxel in zip(*np.nonzero(candidates)):
         if counts[labels[voxel]] > 1:
