@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--metric-weight", type=float, default=defaults.metric_weight,
                    help="weight of the supervised-contrastive term (0 = off)")
+    p.add_argument("--metric-memory", type=int, default=defaults.metric_memory,
+                   help="the metric term also compares each embedding with the last N tumour embeddings of "
+                        "earlier batches (cross-batch memory; 0 = this batch only)")
     p.add_argument("--projection", type=int, default=0, help="learned projection size (0 = raw RoiPool)")
     _training_data_arguments(p, defaults)
     p.add_argument("--seed", type=int, default=defaults.seed)
@@ -104,7 +107,8 @@ def command(argv: list[str]) -> int:
                          mask_levels=args.mask_levels, symmetry=args.symmetry,
                          deep_supervision=args.deep_supervision, size=args.size,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         metric_weight=args.metric_weight, projection=args.projection,
+                         metric_weight=args.metric_weight,
+                         metric_memory=args.metric_memory, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
                          negatives=args.negatives, healthy_mirrors=args.healthy_mirrors,
                          reframe=args.reframe, weight_average=args.weight_average,

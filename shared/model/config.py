@@ -24,6 +24,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     metric_weight: float = 0.5      # supervised contrastive on tumour type; 0 turns it off
+    metric_memory: int = 0          # embeddings of earlier batches the metric term also compares with; 0 = none
     projection: int = 0             # learned linear projection of the RoiPool vector; 0 = none
     augment: bool = True
     bias_field: float = 0.0         # smooth intensity shading in augmentation (peak log-gain); 0 = off
@@ -49,6 +50,9 @@ class TrainConfig:
         if self.deep_supervision and not (self.mask_levels and self.deep_supervision > 0):
             raise ValueError(f"deep supervision: expected a positive weight with --mask-levels, found "
                              f"{self.deep_supervision} with {self.mask_levels} mask levels")
+        if self.metric_memory < 0 or (self.metric_memory and not self.metric_weight):
+            raise ValueError(f"metric memory: expected 0, or a positive size with a metric weight, found "
+                             f"{self.metric_memory} with metric weight {self.metric_weight}")
         if not 0 <= self.mask_levels <= 3:
             raise ValueError(f"mask levels: expected 0..3 stride-2 levels below the coarse map, found {self.mask_levels}")
         if self.mask_type_weights and (len(self.mask_type_weights) != len(TUMOR_TYPES)

@@ -42,18 +42,23 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[known].float(), labels[known])
 
 
-def supervised_contrastive(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+def supervised_contrastive(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1,
+                           memory: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Khosla et al. 2020: pull same-label embeddings together, push others apart (cosine geometry,
-    the geometry retrieval ranks by)."""
+    the geometry retrieval ranks by). `memory` (unit embeddings, labels) from earlier batches adds
+    candidates that each anchor is compared with but that get no gradient."""
     known = labels != MISSING
     z = F.normalize(embeddings[known].float(), dim=1)
     labels = labels[known]
-    if z.shape[0] < 2:
+    candidates, candidate_labels = z, labels
+    if memory is not None and len(memory[1]):
+        candidates, candidate_labels = torch.cat([z, memory[0]]), torch.cat([labels, memory[1]])
+    if z.shape[0] < 1 or candidates.shape[0] < 2:
         return embeddings.sum() * 0
-    logits = z @ z.T / temperature
-    self_mask = torch.eye(len(z), dtype=torch.bool)
+    logits = z @ candidates.T / temperature
+    self_mask = torch.eye(len(z), len(candidates), dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(self_mask, -1e9)
-    positives = (labels[:, None] == labels[None, :]) & ~self_mask
+    positives = (labels[:, None] == candidate_labels[None, :]) & ~self_mask
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     has_positive = positives.any(1)
     if not bool(has_positive.any()):

@@ -18,6 +18,7 @@ from shared.model.augment import Augmentation, augment_batch
 from shared.model.batch import boxes_from_masks, derived_batch_labels
 from shared.model.config import TrainConfig
 from shared.model.device import autocast, seed_everything
+from shared.model.embedding_memory import EmbeddingMemory
 from shared.model.figshare import Slices
 from shared.model.healthy_mirror import mirror_healthy_halves
 from shared.model.losses import coarse_mask_loss, mask_loss, supervised_contrastive, task_loss
@@ -69,7 +70,10 @@ def mask_weights(config: TrainConfig, types: torch.Tensor) -> torch.Tensor | Non
     return torch.where(known, table[types.clamp(min=0)], torch.ones(len(types)))
 
 
-def batch_loss(model, batch: dict, config: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+def batch_loss(model, batch: dict, config: TrainConfig,
+               memory: EmbeddingMemory | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted multitask loss and its parts; with a `memory`, the metric term also compares with
+    the embeddings it holds, and this batch's are added to it afterwards."""
     out = model(batch["images"], batch["boxes"])
     parts = {}
     if "segmentation" in config.tasks:
@@ -82,7 +86,11 @@ def batch_loss(model, batch: dict, config: TrainConfig) -> tuple[torch.Tensor, d
     for name in config.classification_tasks:
         parts[name] = CLASSIFICATION_TASKS[name].weight * task_loss(out[name], batch["labels"][name])
     if config.metric_weight and "type" in config.tasks:
-        parts["metric"] = config.metric_weight * supervised_contrastive(out["embedding"], batch["labels"]["type"])
+        embeddings, types = out["embedding"], batch["labels"]["type"]
+        earlier = memory.contents(embeddings.device) if memory is not None else None
+        parts["metric"] = config.metric_weight * supervised_contrastive(embeddings, types, memory=earlier)
+        if memory is not None:
+            memory.push(embeddings, types)
     total = sum(parts.values())
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
@@ -99,16 +107,20 @@ def train(config: TrainConfig, data: Slices, out: Path, device: torch.device, co
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: schedule(s, total, WARMUP_EPOCHS * steps_per_epoch))
     average = WeightAverage(model, config.weight_average) if config.weight_average else None
-    card, start = _resume_or_start(out, model, optimizer, scheduler, config, code_version, train_set, average)
+    memory = EmbeddingMemory(config.metric_memory) if config.metric_memory else None
+    card, start = _resume_or_start(out, model, optimizer, scheduler, config, code_version, train_set, average,
+                                   memory)
     for epoch in range(start, config.epochs):
         began = time.perf_counter()
         losses = _epoch(model, optimizer, scheduler, train_set, config, epoch, device, steps_per_epoch, progress,
-                        average)
+                        average, memory)
         card["history"].append({"epoch": epoch + 1, "seconds": round(time.perf_counter() - began, 1), **losses})
         card["epochs_done"], card["complete"] = epoch + 1, epoch + 1 == config.epochs
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1}
         if average:  # the card's weights are the average; training resumes from the live ones
             state.update(live_weights=model.state_dict(), average=average.state_dict())
+        if memory is not None:  # so a resumed run compares with the same embeddings as an uninterrupted one
+            state["metric_memory"] = memory.state_dict()
         checkpoint.save(out, model, card, state, weights=average.shadow if average else None)
         if on_epoch:
             on_epoch(card["history"][-1])
@@ -116,7 +128,8 @@ def train(config: TrainConfig, data: Slices, out: Path, device: torch.device, co
 
 
 def _epoch(model, optimizer, scheduler, data: Slices, config: TrainConfig, epoch: int, device,
-           steps: int, progress: bool, average: WeightAverage | None = None) -> dict[str, float]:
+           steps: int, progress: bool, average: WeightAverage | None = None,
+           memory: EmbeddingMemory | None = None) -> dict[str, float]:
     model.train()
     rng = np.random.default_rng([config.seed, epoch])
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
@@ -127,7 +140,7 @@ def _epoch(model, optimizer, scheduler, data: Slices, config: TrainConfig, epoch
         batch = make_batch(data, index, config, generator)
         batch = {k: _to(v, device) for k, v in batch.items()}
         with autocast(device):
-            loss, parts = batch_loss(model, batch, config)
+            loss, parts = batch_loss(model, batch, config, memory)
         optimisation_step(loss, parts, optimizer, scheduler, sums)
         if average:
             average.update(model)
@@ -142,7 +155,8 @@ def _to(value, device):
 
 
 def _resume_or_start(out: Path, model, optimizer, scheduler, config: TrainConfig, code_version: str,
-                     train_set: Slices, average: WeightAverage | None) -> tuple[dict, int]:
+                     train_set: Slices, average: WeightAverage | None,
+                     memory: EmbeddingMemory | None = None) -> tuple[dict, int]:
     state_path = out / checkpoint.STATE
     if state_path.is_file():
         _, card = checkpoint.load(out)
@@ -154,6 +168,8 @@ def _resume_or_start(out: Path, model, optimizer, scheduler, config: TrainConfig
                               torch.load(out / checkpoint.WEIGHTS, weights_only=True))
         if average:
             average.load_state_dict(state["average"])
+        if memory is not None:
+            memory.load_state_dict(state["metric_memory"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         return card, int(state["epoch"])
