@@ -69,6 +69,21 @@ def test_an_averaged_run_ships_the_average_and_resumes_from_the_live_weights(tin
         "resuming continues the same average"
 
 
+def test_a_run_with_a_metric_memory_resumes_with_the_same_memory(tiny_data, tmp_path):
+    config = TrainConfig(channels=16, blocks=1, size=64, epochs=3, batch_size=8, metric_memory=24)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False,
+              on_epoch=lambda h: _stop_after(h, 2))
+    saved = torch.load(tmp_path / checkpoint.STATE, weights_only=False)["metric_memory"]
+    assert len(saved["labels"]) == 24 and saved["embeddings"].shape == (24, 16)
+    card = train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False)
+    uninterrupted = train(config, tiny_data, tmp_path / "clean", torch.device("cpu"), "test", progress=False)
+    assert card["history"][-1]["metric"] == pytest.approx(uninterrupted["history"][-1]["metric"], rel=1e-3)
+    resumed = torch.load(tmp_path / checkpoint.WEIGHTS, weights_only=True)
+    clean = torch.load(tmp_path / "clean" / checkpoint.WEIGHTS, weights_only=True)
+    assert all(torch.allclose(resumed[k].float(), clean[k].float(), atol=1e-4) for k in clean)
+
+
 def test_evaluate_reports_every_figure(tiny_data, tmp_path):
     config = TrainConfig(channels=16, blocks=1, size=64, epochs=1, batch_size=16)
     train(config, tiny_data, tmp_path, torch.device("cpu"), "test", progress=False)
