@@ -14,7 +14,8 @@ from shared.model.tasks import MISSING
 
 
 class EmbeddingMemory:
-    """A first-in first-out store of at most `size` (unit embedding, label) pairs."""
+    """A first-in first-out store of at most `size` (unit embedding, label) pairs, kept on the device the
+    embeddings come from, so the loss reads them where it runs."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
@@ -29,14 +30,13 @@ class EmbeddingMemory:
     def push(self, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
         """Adds the batch's embeddings whose label is known, dropping the oldest beyond `size`."""
         known = labels != MISSING
-        fresh = F.normalize(embeddings[known].detach().float(), dim=1).cpu()
-        if len(self) == 0:
-            self.embeddings = fresh[:0]
-        self.embeddings = torch.cat([self.embeddings, fresh])[-self.size:]
-        self.labels = torch.cat([self.labels, labels[known].detach().cpu()])[-self.size:]
+        fresh, fresh_labels = F.normalize(embeddings[known].detach().float(), dim=1), labels[known].detach()
+        if len(self):
+            fresh, fresh_labels = torch.cat([self.embeddings, fresh]), torch.cat([self.labels, fresh_labels])
+        self.embeddings, self.labels = fresh[-self.size:], fresh_labels[-self.size:]
 
-    def contents(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.embeddings.to(device), self.labels.to(device)
+    def contents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embeddings, self.labels
 
     def state_dict(self) -> dict:
         return {"size": self.size, "embeddings": self.embeddings.clone(), "labels": self.labels.clone()}

@@ -87,7 +87,7 @@ def batch_loss(model, batch: dict, config: TrainConfig,
         parts[name] = CLASSIFICATION_TASKS[name].weight * task_loss(out[name], batch["labels"][name])
     if config.metric_weight and "type" in config.tasks:
         embeddings, types = out["embedding"], batch["labels"]["type"]
-        earlier = memory.contents(embeddings.device) if memory is not None else None
+        earlier = memory.contents() if memory is not None else None
         parts["metric"] = config.metric_weight * supervised_contrastive(embeddings, types, memory=earlier)
         if memory is not None:
             memory.push(embeddings, types)

@@ -24,7 +24,7 @@ def test_the_memory_keeps_the_latest_known_embeddings_normalised():
 def test_an_empty_memory_leaves_the_loss_unchanged():
     torch.manual_seed(0)
     z, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, 0, 1, 2])
-    empty = EmbeddingMemory(5).contents(torch.device("cpu"))
+    empty = EmbeddingMemory(5).contents()
     torch.testing.assert_close(supervised_contrastive(z, labels, memory=empty), supervised_contrastive(z, labels))
 
 
@@ -35,7 +35,7 @@ def test_memory_gives_positives_a_batch_lacks_and_no_gradient_of_its_own():
     assert float(supervised_contrastive(z, labels).detach()) == 0, "no two tumours of one type: nothing to pull"
     memory = EmbeddingMemory(8)
     memory.push(torch.randn(4, 8), torch.tensor([0, 1, 2, 0]))
-    loss = supervised_contrastive(z, labels, memory=memory.contents(torch.device("cpu")))
+    loss = supervised_contrastive(z, labels, memory=memory.contents())
     loss.backward()
     assert float(loss.detach()) > 0 and float(z.grad.abs().sum()) > 0
 
