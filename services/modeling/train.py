@@ -70,6 +70,9 @@ def _training_data_arguments(p: argparse.ArgumentParser, defaults: TrainConfig) 
     p.add_argument("--healthy-mirrors", type=float, default=defaults.healthy_mirrors,
                    help="share of each batch made tumour-free by mirroring a slice's healthy half over its "
                         "tumour (coronal and axial slices with a one-sided tumour; 0 = none)")
+    p.add_argument("--tumour-paste", type=float, default=defaults.tumour_paste,
+                   help="share of each batch whose slice gets its healthy half mirrored over its tumour and "
+                        "the tumour of another slice pasted at a random place in its brain (0 = none)")
     p.add_argument("--reframe", type=float, default=defaults.reframe,
                    help="share of each batch shown as a smaller field of view (a 50-100 %% window of the frame "
                         "moved to its corner, the rest background, as the worker pads; 0 = none)")
@@ -111,7 +114,7 @@ def command(argv: list[str]) -> int:
                          metric_memory=args.metric_memory, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
                          negatives=args.negatives, healthy_mirrors=args.healthy_mirrors,
-                         reframe=args.reframe, weight_average=args.weight_average,
+                         reframe=args.reframe, tumour_paste=args.tumour_paste, weight_average=args.weight_average,
                          seg_weight=args.seg_weight, seed=args.seed,
                          mask_type_weights=parse_list(args.mask_type_weights, float, "--mask-type-weights",
                                                      "numbers like 1,2,1"),

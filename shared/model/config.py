@@ -32,6 +32,7 @@ class TrainConfig:
     negatives: float = 0.0          # share of each batch replaced by anatomy-free images (empty mask)
     healthy_mirrors: float = 0.0    # share of each batch made tumour-free by mirroring the healthy half
     reframe: float = 0.0            # share of each batch shown as a smaller field of view on a padded grid
+    tumour_paste: float = 0.0       # share of each batch given another slice's tumour in a mirrored healthy brain
     seg_weight: float = 1.0         # weight of the mask loss against the task losses
     weight_average: float = 0.0     # decay of the moving average of the weights that is shipped; 0 = last step
     mask_type_weights: tuple[float, ...] = ()  # mask-loss weight per tumour type (TUMOR_TYPES order); () = all 1
@@ -61,6 +62,8 @@ class TrainConfig:
                              f"({', '.join(TUMOR_TYPES)}), found {list(self.mask_type_weights)}")
         if not 0 <= self.negatives < 0.5:
             raise ValueError(f"negatives: expected a share of the batch in [0, 0.5), found {self.negatives}")
+        if not 0 <= self.tumour_paste <= 0.5:
+            raise ValueError(f"tumour paste: expected a share of the batch in [0, 0.5], found {self.tumour_paste}")
         if not 0 <= self.reframe <= 1:
             raise ValueError(f"reframe: expected a share of the batch in [0, 1], found {self.reframe}")
         if not (self.weight_average == 0 or 0.9 <= self.weight_average < 1):

@@ -26,6 +26,7 @@ from shared.model.negatives import anatomy_free
 from shared.model.reframe import reframe_batch
 from shared.model.steps import optimisation_step
 from shared.model.tasks import CLASSIFICATION_TASKS, MISSING
+from shared.model.tumour_paste import paste_tumours
 from shared.model.weight_average import WeightAverage
 
 WARMUP_EPOCHS = 1
@@ -40,22 +41,24 @@ def schedule(step: int, total: int, warmup: int) -> float:
 def make_batch(data: Slices, index: np.ndarray, config: TrainConfig, generator: torch.Generator) -> dict:
     images = torch.from_numpy(data.images[index])[:, None]
     masks = torch.from_numpy(data.masks[index])[:, None].float()
+    types = torch.from_numpy(data.types[index]).long()
     negatives = round(config.negatives * len(index))
-    mirrors = round(config.healthy_mirrors * len(index))
+    mirrors, pastes = round(config.healthy_mirrors * len(index)), round(config.tumour_paste * len(index))
+    kept = len(index) - negatives
+    if pastes:  # before the healthy mirrors, which would take the same slices; before augmentation
+        paste_tumours(images[:kept], masks[:kept], types[:kept], pastes, generator)
     if mirrors:  # before augmentation, so the mirrored brain is rotated and shaded like any other
-        mirror_healthy_halves(images[: len(index) - negatives], masks[: len(index) - negatives], mirrors)
+        mirror_healthy_halves(images[:kept], masks[:kept], mirrors)
     if config.augment:
         augmentation = Augmentation(bias_field=config.bias_field, noise=config.noise)
         images, masks = augment_batch(images, masks, augmentation, generator)
     if config.reframe:  # after the affine, so the padding stays straight background as the worker's is
-        kept = len(index) - negatives
         images[:kept], masks[:kept] = reframe_batch(images[:kept], masks[:kept], config.reframe, generator)
     if negatives:  # the last samples become anatomy-free frames: empty mask, every label MISSING
         images[-negatives:] = anatomy_free(negatives, images.shape[-1], generator)
         masks[-negatives:] = 0
     boxes, has_tumour = boxes_from_masks(masks)
     labels = derived_batch_labels(masks, torch.from_numpy(data.spacing_mm[index]))
-    types = torch.from_numpy(data.types[index]).long()
     labels["type"] = torch.where(has_tumour, types, torch.full_like(types, MISSING))
     return {"images": images.contiguous(memory_format=torch.channels_last), "masks": masks,
             "boxes": boxes, "labels": labels}

@@ -1,0 +1,100 @@
+"""Tumours moved into other brains (after TumorCP, Yang et al. 2021, who copy tumours between CT scans
+to give a small training set more tumours in more surroundings). The fold-5 gliomas our models miss
+are missed where they are: the mask lands on a vessel or the cortex nearby (docs/model-experiments.md,
+"What the failed fold-5 masks look like"). Each figshare tumour is only ever seen in its own brain; a
+pasted one is the same tumour against other anatomy.
+
+A slice whose tumour lies in one half (healthy_mirror.py) is first made tumour-free by mirroring its
+healthy half over it, so the result holds exactly one tumour. It trains the mask, and the size and
+position the caller derives again from the new mask; its type is left out (MISSING): a pituitary
+tumour pasted into a hemisphere is not a case anyone would call pituitary, and the type head and the
+metric term, which shape the embedding, should learn from real cases only."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from shared.model.healthy_mirror import mirror_healthy_halves
+from shared.model.tasks import MISSING
+
+# Pixels above this level (images in [-1, 1], background about -0.95) are anatomy.
+ANATOMY_LEVEL = -0.85
+# A pasted tumour lies wholly this far inside the anatomy (a share of the width), so it does not land on
+# the scalp or skull: about 13 mm on the figshare field of view.
+INSIDE_MARGIN = 0.05
+# The pasted region fades into the recipient over twice this share of the width around the tumour.
+EDGE = 0.016
+PLACEMENT_TRIES = 20
+
+
+def paste_tumours(images: torch.Tensor, masks: torch.Tensor, types: torch.Tensor, count: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """In place on (N,1,H,W) images and masks and (N,) types: up to `count` slices that qualify for a
+    healthy mirror get it, then the tumour of another slice of the batch at a random place inside
+    their anatomy, and a MISSING type. Returns which slices received a tumour (N,). A mirrored slice
+    where no place fits stays tumour-free (empty mask)."""
+    mirrored = mirror_healthy_halves(images, masks, count)
+    donors = ((masks[:, 0] > 0.5).flatten(1).any(1) & ~mirrored).nonzero()[:, 0]
+    pasted = torch.zeros(len(images), dtype=torch.bool)
+    if not len(donors):
+        return pasted
+    for recipient in mirrored.nonzero()[:, 0].tolist():
+        donor = int(donors[torch.randint(len(donors), (1,), generator=generator)])
+        pasted[recipient] = _paste_one(images, masks, donor, recipient, generator)
+        if pasted[recipient]:
+            types[recipient] = MISSING
+    return pasted
+
+
+def _paste_one(images: torch.Tensor, masks: torch.Tensor, donor: int, recipient: int,
+               generator: torch.Generator) -> bool:
+    width = images.shape[-1]
+    tumour = masks[donor, 0] > 0.5
+    edge = max(1, round(EDGE * width))
+    alpha = _soft_region(tumour, edge)
+    rows, cols = (alpha > 0).any(1).nonzero()[:, 0], (alpha > 0).any(0).nonzero()[:, 0]
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    inside = _inside_anatomy(images[recipient, 0], max(1, round(INSIDE_MARGIN * width)))
+    place = _placement(inside, tumour[y0:y1, x0:x1], generator)
+    if place is None:
+        return False
+    ty, tx = place
+    source, weight = images[donor, 0, y0:y1, x0:x1], alpha[y0:y1, x0:x1]
+    target = images[recipient, 0, ty:ty + y1 - y0, tx:tx + x1 - x0]
+    ring = (weight > 0) & ~tumour[y0:y1, x0:x1]
+    # Shift the donor's intensities so its surroundings match the recipient's where it lands.
+    offset = (target[ring].mean() - source[ring].mean()) if bool(ring.any()) else 0.0
+    target.copy_((weight * (source + offset) + (1 - weight) * target).clamp(-1, 1))
+    masks[recipient, 0, ty:ty + y1 - y0, tx:tx + x1 - x0] = tumour[y0:y1, x0:x1].float()
+    return True
+
+
+def _soft_region(tumour: torch.Tensor, edge: int) -> torch.Tensor:
+    """1 on the tumour, fading to 0 over the 2 * `edge` pixels around it (grown by `edge`, then blurred)."""
+    kernel = 2 * edge + 1
+    grown = F.max_pool2d(tumour[None, None].float(), kernel, stride=1, padding=edge)
+    return F.avg_pool2d(grown, kernel, stride=1, padding=edge, count_include_pad=False)[0, 0]
+
+
+def _inside_anatomy(image: torch.Tensor, margin: int) -> torch.Tensor:
+    """Pixels at least `margin` pixels inside the anatomy (eroded with a square)."""
+    outside = F.pad((image <= ANATOMY_LEVEL).float()[None, None], (margin,) * 4, value=1.0)  # beyond the frame too
+    near_outside = F.max_pool2d(outside, 2 * margin + 1, stride=1)[0, 0] > 0
+    return ~near_outside
+
+
+def _placement(inside: torch.Tensor, tumour_patch: torch.Tensor,
+               generator: torch.Generator) -> tuple[int, int] | None:
+    """A random top-left corner where every tumour pixel of the patch lands inside; None if the tries
+    find none."""
+    height, width = inside.shape
+    h, w = tumour_patch.shape
+    if h > height or w > width:
+        return None
+    for _ in range(PLACEMENT_TRIES):
+        ty = int(torch.randint(height - h + 1, (1,), generator=generator))
+        tx = int(torch.randint(width - w + 1, (1,), generator=generator))
+        if bool(inside[ty:ty + h, tx:tx + w][tumour_patch].all()):
+            return ty, tx
+    return None
