@@ -17,11 +17,15 @@ MIN_MIRROR_CORRELATION = 0.65
 MIDLINE_MARGIN = 0.03
 
 
-def mirror_healthy_halves(images: torch.Tensor, masks: torch.Tensor, count: int) -> torch.Tensor:
-    """In place on (N,1,H,W) images and masks: up to `count` qualifying slices (in batch order) get
-    their tumour-free half mirrored over the other and an empty mask. Returns which were changed (N,)."""
+def mirror_healthy_halves(images: torch.Tensor, masks: torch.Tensor, count: int,
+                          exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """In place on (N,1,H,W) images and masks: up to `count` qualifying slices (in batch order), none of
+    those `exclude` (N,) marks, get their tumour-free half mirrored over the other and an empty mask.
+    Returns which were changed (N,)."""
     tumour_left, tumour_right = _one_sided(masks)
     qualifies = (tumour_left | tumour_right) & (_mirror_correlation(images, masks) >= MIN_MIRROR_CORRELATION)
+    if exclude is not None:
+        qualifies &= ~exclude
     chosen = torch.zeros(len(images), dtype=torch.bool)
     chosen[qualifies.nonzero()[:count, 0]] = True
     width = images.shape[-1]

@@ -45,10 +45,11 @@ def make_batch(data: Slices, index: np.ndarray, config: TrainConfig, generator: 
     negatives = round(config.negatives * len(index))
     mirrors, pastes = round(config.healthy_mirrors * len(index)), round(config.tumour_paste * len(index))
     kept = len(index) - negatives
-    if pastes:  # before the healthy mirrors, which would take the same slices; before augmentation
-        paste_tumours(images[:kept], masks[:kept], types[:kept], pastes, generator)
+    taken = torch.zeros(kept, dtype=torch.bool)
+    if pastes:  # before augmentation, so the pasted tumour is turned and shaded with its new brain
+        taken, _ = paste_tumours(images[:kept], masks[:kept], types[:kept], pastes, generator)
     if mirrors:  # before augmentation, so the mirrored brain is rotated and shaded like any other
-        mirror_healthy_halves(images[:kept], masks[:kept], mirrors)
+        mirror_healthy_halves(images[:kept], masks[:kept], mirrors, exclude=taken)
     if config.augment:
         augmentation = Augmentation(bias_field=config.bias_field, noise=config.noise)
         images, masks = augment_batch(images, masks, augmentation, generator)

@@ -29,22 +29,22 @@ PLACEMENT_TRIES = 20
 
 
 def paste_tumours(images: torch.Tensor, masks: torch.Tensor, types: torch.Tensor, count: int,
-                  generator: torch.Generator) -> torch.Tensor:
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """In place on (N,1,H,W) images and masks and (N,) types: up to `count` slices that qualify for a
     healthy mirror get it, then the tumour of another slice of the batch at a random place inside
-    their anatomy, and a MISSING type. Returns which slices received a tumour (N,). A mirrored slice
-    where no place fits stays tumour-free (empty mask)."""
+    their anatomy, and a MISSING type. Returns which slices were mirrored and which of them received a
+    tumour, (N,) each. A mirrored slice where no place fits stays tumour-free (empty mask)."""
     mirrored = mirror_healthy_halves(images, masks, count)
     donors = ((masks[:, 0] > 0.5).flatten(1).any(1) & ~mirrored).nonzero()[:, 0]
     pasted = torch.zeros(len(images), dtype=torch.bool)
     if not len(donors):
-        return pasted
+        return mirrored, pasted
     for recipient in mirrored.nonzero()[:, 0].tolist():
         donor = int(donors[torch.randint(len(donors), (1,), generator=generator)])
         pasted[recipient] = _paste_one(images, masks, donor, recipient, generator)
         if pasted[recipient]:
             types[recipient] = MISSING
-    return pasted
+    return mirrored, pasted
 
 
 def _paste_one(images: torch.Tensor, masks: torch.Tensor, donor: int, recipient: int,
@@ -62,6 +62,9 @@ def _paste_one(images: torch.Tensor, masks: torch.Tensor, donor: int, recipient:
     ty, tx = place
     source, weight = images[donor, 0, y0:y1, x0:x1], alpha[y0:y1, x0:x1]
     target = images[recipient, 0, ty:ty + y1 - y0, tx:tx + x1 - x0]
+    # Only the donor's anatomy moves, not the air beside a tumour at the skull, and the brightness is
+    # matched on that anatomy (the landing place lies inside the recipient's anatomy by construction).
+    weight = torch.where((source > ANATOMY_LEVEL) | tumour[y0:y1, x0:x1], weight, torch.zeros(()))
     ring = (weight > 0) & ~tumour[y0:y1, x0:x1]
     # Shift the donor's intensities so its surroundings match the recipient's where it lands.
     offset = (target[ring].mean() - source[ring].mean()) if bool(ring.any()) else 0.0
@@ -74,7 +77,9 @@ def _soft_region(tumour: torch.Tensor, edge: int) -> torch.Tensor:
     """1 on the tumour, fading to 0 over the 2 * `edge` pixels around it (grown by `edge`, then blurred)."""
     kernel = 2 * edge + 1
     grown = F.max_pool2d(tumour[None, None].float(), kernel, stride=1, padding=edge)
-    return F.avg_pool2d(grown, kernel, stride=1, padding=edge, count_include_pad=False)[0, 0]
+    # Beyond the frame counts as 0, so a tumour at the frame's edge fades there too, its own pixels kept whole.
+    blurred = F.avg_pool2d(grown, kernel, stride=1, padding=edge, count_include_pad=True)[0, 0]
+    return torch.maximum(blurred, tumour.float())
 
 
 def _inside_anatomy(image: torch.Tensor, margin: int) -> torch.Tensor:

@@ -43,8 +43,8 @@ def test_the_recipient_holds_the_donor_tumour_alone_inside_its_anatomy_without_a
     images, masks = _batch(2)
     before_images, before_masks = images.clone(), masks.clone()
     types = torch.tensor([0, 1])
-    pasted = paste_tumours(images, masks, types, count=1, generator=torch.Generator().manual_seed(0))
-    assert pasted.tolist() == [True, False]
+    mirrored, pasted = paste_tumours(images, masks, types, count=1, generator=torch.Generator().manual_seed(0))
+    assert mirrored.tolist() == [True, False] and pasted.tolist() == [True, False]
     assert types.tolist() == [MISSING, 1]
     assert torch.equal(images[1], before_images[1]) and torch.equal(masks[1], before_masks[1]), "donor untouched"
     new, donor = masks[0, 0] > 0, before_masks[1, 0] > 0
@@ -54,6 +54,29 @@ def test_the_recipient_holds_the_donor_tumour_alone_inside_its_anatomy_without_a
     assert not (new & near_outside).any(), f"every tumour pixel at least {margin} px inside the head"
     shift = images[0, 0][new] - before_images[1, 0][donor]
     assert torch.allclose(shift, shift[0].expand_as(shift), atol=1e-5), "same texture, one brightness offset"
+
+
+def test_the_tumour_takes_the_brightness_of_its_new_surroundings():
+    images, masks = _batch(2)
+    # Faint symmetric textures (so the halves still mirror), the recipient's anatomy 0.2 brighter.
+    images[0] = torch.where(HEAD, 0.1 + 0.05 * images[0], images[0])
+    images[1] = torch.where(HEAD, 0.05 * images[1] + torch.where(masks[1] > 0, 0.3, -0.1), images[1])  # unclipped
+    before = images.clone()
+    paste_tumours(images, masks, torch.tensor([0, 1]), 1, torch.Generator().manual_seed(0))
+    shift = images[0, 0][masks[0, 0] > 0] - before[1, 0][masks[1, 0] > 0]
+    assert shift.mean() == pytest.approx(0.2, abs=0.01)
+
+
+def test_a_donor_at_the_edge_of_its_head_brings_no_background_along():
+    images, masks = _batch(2)
+    masks[1] = 0
+    masks[1, 0, 28:34, 58:61] = 1  # at the right edge of the head: air beside it
+    images[1] = torch.where(masks[1] > 0, torch.full((), 0.9), torch.where(HEAD, images[1], torch.full((), -1.0)))
+    assert paste_tumours(images, masks, torch.tensor([0, 1]), 1, torch.Generator().manual_seed(0))[1][0]
+    around = (torch.nn.functional.max_pool2d(masks[:1], 9, 1, 4)[0, 0] > 0) & HEAD
+    assert images[0, 0][around].min() > -0.7, "no air or dark halo pasted into the brain"
+    tumour = images[0, 0][masks[0, 0] > 0]
+    assert tumour.max() < 1 and tumour.std() < 1e-5, "brightness matched on anatomy only: no clipping"
 
 
 def test_away_from_the_pasted_tumour_the_recipient_is_its_mirrored_healthy_self():
@@ -72,7 +95,7 @@ def test_each_seed_places_the_tumour_somewhere_inside_and_the_same_seed_in_the_s
 
     def place(seed: int) -> tuple[int, int]:
         images, masks = _batch(2)
-        paste_tumours(images, masks, torch.tensor([0, 1]), 1, torch.Generator().manual_seed(seed))
+        assert paste_tumours(images, masks, torch.tensor([0, 1]), 1, torch.Generator().manual_seed(seed))[1][0]
         assert not (masks[0, 0].bool() & near_outside).any(), f"seed {seed}: a tumour pixel near the scalp"
         rows, cols = masks[0, 0].any(1).nonzero(), masks[0, 0].any(0).nonzero()
         return int(rows[0]), int(cols[0])
@@ -86,14 +109,14 @@ def test_a_tumour_that_fits_nowhere_is_not_pasted_and_the_recipient_stays_tumour
     masks[1] = 0
     masks[1, 0, 6:58, 36:60] = 1  # one-sided, but larger than the head's interior
     types = torch.tensor([0, 1])
-    pasted = paste_tumours(images, masks, types, 1, torch.Generator().manual_seed(0))
-    assert not pasted.any()
+    mirrored, pasted = paste_tumours(images, masks, types, 1, torch.Generator().manual_seed(0))
+    assert mirrored.tolist() == [True, False] and not pasted.any()
     assert masks[0].sum() == 0 and types.tolist() == [0, 1]
 
 
 def test_without_a_donor_nothing_is_pasted():
     images, masks = _batch(2)
-    assert not paste_tumours(images, masks, torch.tensor([0, 1]), 2, torch.Generator().manual_seed(0)).any()
+    assert not paste_tumours(images, masks, torch.tensor([0, 1]), 2, torch.Generator().manual_seed(0))[1].any()
     assert masks.sum() == 0, "both mirrored, none left to give a tumour"
 
 
@@ -109,6 +132,18 @@ def test_a_batch_with_pasted_tumours_keeps_size_and_position_labels_but_no_type(
     for name in ("size", "horizontal", "vertical"):
         assert (labels[name] != MISSING).all(), name
     assert (batch["masks"].flatten(1).sum(1) > 0).all()
+
+
+def test_healthy_mirrors_beside_pastes_take_other_slices():
+    n = 8
+    images, masks = _batch(n)
+    data = Slices(ids=np.arange(n), images=images[:, 0].numpy(), masks=masks[:, 0].numpy() > 0.5,
+                  types=np.ones(n, int), folds=np.ones(n, int), spacing_mm=np.full(n, 1.0))
+    config = TrainConfig(size=SIZE, batch_size=n, tumour_paste=0.25, healthy_mirrors=0.25, augment=False)
+    batch = make_batch(data, np.arange(n), config, torch.Generator().manual_seed(0))
+    has = (batch["masks"].flatten(1).sum(1) > 0).tolist()
+    assert has == [True, True, False, False, True, True, True, True], "pasted 0-1 kept, 2-3 mirrored"
+    assert (batch["labels"]["type"] == MISSING).tolist() == [True] * 4 + [False] * 4
 
 
 def test_the_paste_share_is_checked():
