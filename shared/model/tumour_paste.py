@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from shared.model.batch import boxes_from_masks
 from shared.model.healthy_mirror import mirror_healthy_halves
 from shared.model.tasks import MISSING
 
@@ -53,10 +54,11 @@ def _paste_one(images: torch.Tensor, masks: torch.Tensor, donor: int, recipient:
     tumour = masks[donor, 0] > 0.5
     edge = max(1, round(EDGE * width))
     alpha = _soft_region(tumour, edge)
-    rows, cols = (alpha > 0).any(1).nonzero()[:, 0], (alpha > 0).any(0).nonzero()[:, 0]
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    boxes, _ = boxes_from_masks((alpha > 0)[None, None].float())
+    y0, x0, y1, x1 = boxes[0].tolist()
+    patch = tumour[y0:y1, x0:x1]
     inside = _inside_anatomy(images[recipient, 0], max(1, round(INSIDE_MARGIN * width)))
-    place = _placement(inside, tumour[y0:y1, x0:x1], generator)
+    place = _placement(inside, patch, generator)
     if place is None:
         return False
     ty, tx = place
@@ -64,12 +66,12 @@ def _paste_one(images: torch.Tensor, masks: torch.Tensor, donor: int, recipient:
     target = images[recipient, 0, ty:ty + y1 - y0, tx:tx + x1 - x0]
     # Only the donor's anatomy moves, not the air beside a tumour at the skull, and the brightness is
     # matched on that anatomy (the landing place lies inside the recipient's anatomy by construction).
-    weight = torch.where((source > ANATOMY_LEVEL) | tumour[y0:y1, x0:x1], weight, torch.zeros(()))
-    ring = (weight > 0) & ~tumour[y0:y1, x0:x1]
+    weight = torch.where((source > ANATOMY_LEVEL) | patch, weight, torch.zeros(()))
+    ring = (weight > 0) & ~patch
     # Shift the donor's intensities so its surroundings match the recipient's where it lands.
     offset = (target[ring].mean() - source[ring].mean()) if bool(ring.any()) else 0.0
     target.copy_((weight * (source + offset) + (1 - weight) * target).clamp(-1, 1))
-    masks[recipient, 0, ty:ty + y1 - y0, tx:tx + x1 - x0] = tumour[y0:y1, x0:x1].float()
+    masks[recipient, 0, ty:ty + y1 - y0, tx:tx + x1 - x0] = patch.float()
     return True
 
 
