@@ -65,6 +65,12 @@ def _training_data_arguments(p: argparse.ArgumentParser, defaults: TrainConfig) 
     p.add_argument("--bias-field", type=float, default=defaults.bias_field,
                    help="augmentation: smooth intensity shading, peak log-gain (0 = off)")
     p.add_argument("--noise", type=float, default=defaults.noise, help="augmentation: largest noise sd (0 = off)")
+    p.add_argument("--scale", type=float, default=defaults.scale, help="augmentation: zoom range, 1 ± SCALE")
+    p.add_argument("--blur", type=float, default=defaults.blur,
+                   help="augmentation: largest Gaussian blur sd in pixels, for a random quarter of each batch (0 = off)")
+    p.add_argument("--low-res", type=float, default=defaults.low_res,
+                   help="augmentation: smallest factor a random quarter of each batch is down-sampled by and "
+                        "up-sampled back from (e.g. 0.5; 0 = off)")
     p.add_argument("--negatives", type=float, default=defaults.negatives,
                    help="share of each batch replaced by anatomy-free images with an empty mask (0 = none)")
     p.add_argument("--healthy-mirrors", type=float, default=defaults.healthy_mirrors,
@@ -113,6 +119,7 @@ def command(argv: list[str]) -> int:
                          metric_weight=args.metric_weight,
                          metric_memory=args.metric_memory, projection=args.projection,
                          augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
+                         scale=args.scale, blur=args.blur, low_res=args.low_res,
                          negatives=args.negatives, healthy_mirrors=args.healthy_mirrors,
                          reframe=args.reframe, tumour_paste=args.tumour_paste, weight_average=args.weight_average,
                          seg_weight=args.seg_weight, seed=args.seed,

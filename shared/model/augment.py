@@ -1,7 +1,8 @@
 """Batch augmentation on tensors: random affine (rotation, scale, shift, mirror) applied identically to
-images and masks, and intensity jitter: gamma and contrast always, and optionally a smooth
-multiplicative bias field and Gaussian noise (the coil shading and noise of other scanners, which the
-figshare PNGs lack). Labels that depend on geometry (box, size, position) are derived again from the
+images and masks; optionally a lower resolution (Gaussian blur, or down- and up-sampling) for a random
+quarter of the batch, images only (the outline stays the truth); and intensity jitter: gamma and contrast
+always, and optionally a smooth multiplicative bias field and Gaussian noise (the coil shading, thicker
+slices, coarser matrices and noise of other scanners, which the figshare PNGs lack). Labels that depend on geometry (box, size, position) are derived again from the
 transformed mask by the caller, so they stay true."""
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ class Augmentation:
     contrast: float = 0.15
     bias_field: float = 0.0     # peak log-gain of a smooth field (0.3 = up to about x1.35 / x0.74)
     noise: float = 0.0          # largest Gaussian noise sd, in units of the [-1, 1] range
+    blur: float = 0.0           # largest Gaussian blur sd (pixels) for a random quarter of the batch; 0 = off
+    low_res: float = 0.0        # smallest resolution factor a random quarter of the batch is shown at; 0 = off
+
+
+RESOLUTION_SHARE = 0.25  # the share of a batch each resolution augmentation touches (nnU-Net's order of size)
 
 
 def augment_batch(images: torch.Tensor, masks: torch.Tensor, aug: Augmentation,
@@ -45,7 +51,45 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, aug: Augmentation,
     # Outside the image is background: -1 after normalisation.
     moved = F.grid_sample(images + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
     moved_masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5)
-    return _intensity(moved, aug, generator), moved_masks.float()
+    return _intensity(_resolution(moved, aug, generator), aug, generator), moved_masks.float()
+
+
+def _resolution(images: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
+    """Blur and/or down-and-up-sample a random share of the batch (each its own strength), before noise is
+    added, as a scanner with a coarser matrix or thicker slices would."""
+    n = images.shape[0]
+    if aug.blur:
+        chosen = torch.rand(n, generator=generator) < RESOLUTION_SHARE
+        sds = torch.rand(n, generator=generator) * aug.blur
+        images = torch.where(chosen[:, None, None, None], gaussian_blur(images, sds.clamp(min=1e-3)), images)
+    if aug.low_res:
+        chosen = torch.rand(n, generator=generator) < RESOLUTION_SHARE
+        factors = aug.low_res + (1 - aug.low_res) * torch.rand(n, generator=generator)
+        images = images.clone()
+        for i in torch.nonzero(chosen).flatten().tolist():
+            images[i] = _down_and_up(images[i:i + 1], float(factors[i]))[0]
+    return images
+
+
+def gaussian_blur(images: torch.Tensor, sds: torch.Tensor) -> torch.Tensor:
+    """Each image of (N,1,H,W) blurred with its own sd (pixels): one separable kernel per image, edges
+    replicated so the background stays background."""
+    n = images.shape[0]
+    radius = max(1, math.ceil(3 * float(sds.max())))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    kernels = torch.exp(-0.5 * (offsets[None] / sds[:, None].to(images.dtype)) ** 2)
+    kernels = (kernels / kernels.sum(1, keepdim=True))[:, None, None]        # (N,1,1,K)
+    x = F.pad(images.transpose(0, 1), (radius, radius, radius, radius), mode="replicate")  # (1,N,H+2r,W+2r)
+    x = F.conv2d(x, kernels, groups=n)
+    x = F.conv2d(x, kernels.transpose(2, 3), groups=n)
+    return x.transpose(0, 1)
+
+
+def _down_and_up(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """(1,1,H,W) shrunk to `factor` of its side by area averaging, then bilinearly back to H x W."""
+    height, width = image.shape[2:]
+    small = F.interpolate(image, size=(max(2, round(height * factor)), max(2, round(width * factor))), mode="area")
+    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def _intensity(images: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:

@@ -51,7 +51,8 @@ def make_batch(data: Slices, index: np.ndarray, config: TrainConfig, generator: 
     if mirrors:  # before augmentation, so the mirrored brain is rotated and shaded like any other
         mirror_healthy_halves(images[:kept], masks[:kept], mirrors, exclude=taken)
     if config.augment:
-        augmentation = Augmentation(bias_field=config.bias_field, noise=config.noise)
+        augmentation = Augmentation(scale=config.scale, bias_field=config.bias_field, noise=config.noise,
+                                    blur=config.blur, low_res=config.low_res)
         images, masks = augment_batch(images, masks, augmentation, generator)
     if config.reframe:  # after the affine, so the padding stays straight background as the worker's is
         images[:kept], masks[:kept] = reframe_batch(images[:kept], masks[:kept], config.reframe, generator)
