@@ -67,7 +67,7 @@ def _resolution(images: torch.Tensor, aug: Augmentation, generator: torch.Genera
         factors = aug.low_res + (1 - aug.low_res) * torch.rand(n, generator=generator)
         images = images.clone()
         for i in torch.nonzero(chosen).flatten().tolist():
-            images[i] = _down_and_up(images[i:i + 1], float(factors[i]))[0]
+            images[i] = down_and_up(images[i:i + 1], float(factors[i]))[0]
     return images
 
 
@@ -85,7 +85,7 @@ def gaussian_blur(images: torch.Tensor, sds: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1)
 
 
-def _down_and_up(image: torch.Tensor, factor: float) -> torch.Tensor:
+def down_and_up(image: torch.Tensor, factor: float) -> torch.Tensor:
     """(1,1,H,W) shrunk to `factor` of its side by area averaging, then bilinearly back to H x W."""
     height, width = image.shape[2:]
     small = F.interpolate(image, size=(max(2, round(height * factor)), max(2, round(width * factor))), mode="area")
