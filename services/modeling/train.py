@@ -65,12 +65,14 @@ def _training_data_arguments(p: argparse.ArgumentParser, defaults: TrainConfig) 
     p.add_argument("--bias-field", type=float, default=defaults.bias_field,
                    help="augmentation: smooth intensity shading, peak log-gain (0 = off)")
     p.add_argument("--noise", type=float, default=defaults.noise, help="augmentation: largest noise sd (0 = off)")
-    p.add_argument("--scale", type=float, default=defaults.scale, help="augmentation: zoom range, 1 ± SCALE")
+    p.add_argument("--scale", type=float, default=defaults.scale,
+                   help="augmentation: zoom range 1 ± SCALE, SCALE in [0, 0.5)")
     p.add_argument("--blur", type=float, default=defaults.blur,
-                   help="augmentation: largest Gaussian blur sd in pixels, for a random quarter of each batch (0 = off)")
+                   help="augmentation: each image's chance of a Gaussian blur is 1 in 4, its sd drawn up to BLUR "
+                        "pixels, BLUR in [0, 3] (0 = off)")
     p.add_argument("--low-res", type=float, default=defaults.low_res,
-                   help="augmentation: smallest factor a random quarter of each batch is down-sampled by and "
-                        "up-sampled back from (e.g. 0.5; 0 = off)")
+                   help="augmentation: each image's chance of being down-sampled to a factor drawn from "
+                        "[LOW_RES, 1] and back is 1 in 4, LOW_RES in [0.25, 1) (e.g. 0.5; 0 = off)")
     p.add_argument("--negatives", type=float, default=defaults.negatives,
                    help="share of each batch replaced by anatomy-free images with an empty mask (0 = none)")
     p.add_argument("--healthy-mirrors", type=float, default=defaults.healthy_mirrors,
@@ -97,6 +99,26 @@ def parse_list(text: str, convert, flag: str, expected: str) -> tuple:
         raise SystemExit(f"tumorsearch train: {flag} expected {expected}, found {text!r}")
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training run the parsed options describe (TrainConfig checks the values)."""
+    return TrainConfig(tasks=parse_tasks(args.tasks), channels=args.channels, blocks=args.blocks,
+                       seg_channels=args.seg_channels, mid_level=args.mid_level, context=args.context,
+                       mask_levels=args.mask_levels, symmetry=args.symmetry,
+                       deep_supervision=args.deep_supervision, size=args.size,
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       metric_weight=args.metric_weight,
+                       metric_memory=args.metric_memory, projection=args.projection,
+                       augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
+                       scale=args.scale, blur=args.blur, low_res=args.low_res,
+                       negatives=args.negatives, healthy_mirrors=args.healthy_mirrors,
+                       reframe=args.reframe, tumour_paste=args.tumour_paste, weight_average=args.weight_average,
+                       seg_weight=args.seg_weight, seed=args.seed,
+                       mask_type_weights=parse_list(args.mask_type_weights, float, "--mask-type-weights",
+                                                   "numbers like 1,2,1"),
+                       test_fold=args.test_fold, train_folds=parse_list(args.train_folds, int, "--train-folds",
+                                               "fold numbers like 1,2,3"))
+
+
 def command(argv: list[str]) -> int:
     if "--dims" in argv:  # `train --dims 3 …` is the 3D path: volumes from a labels CSV
         at = argv.index("--dims")
@@ -111,22 +133,7 @@ def command(argv: list[str]) -> int:
         argv = rest
     args = parser().parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "train")
-    config = TrainConfig(tasks=parse_tasks(args.tasks), channels=args.channels, blocks=args.blocks,
-                         seg_channels=args.seg_channels, mid_level=args.mid_level, context=args.context,
-                         mask_levels=args.mask_levels, symmetry=args.symmetry,
-                         deep_supervision=args.deep_supervision, size=args.size,
-                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         metric_weight=args.metric_weight,
-                         metric_memory=args.metric_memory, projection=args.projection,
-                         augment=not args.no_augment, bias_field=args.bias_field, noise=args.noise,
-                         scale=args.scale, blur=args.blur, low_res=args.low_res,
-                         negatives=args.negatives, healthy_mirrors=args.healthy_mirrors,
-                         reframe=args.reframe, tumour_paste=args.tumour_paste, weight_average=args.weight_average,
-                         seg_weight=args.seg_weight, seed=args.seed,
-                         mask_type_weights=parse_list(args.mask_type_weights, float, "--mask-type-weights",
-                                                     "numbers like 1,2,1"),
-                         test_fold=args.test_fold, train_folds=parse_list(args.train_folds, int, "--train-folds",
-                                                 "fold numbers like 1,2,3"))
+    config = config_from_args(args)
     data = load_figshare(args.data or settings.figshare_dir, config.size, limit=args.limit)
     device = pick_device(settings.device)
     card = train(config, data, args.out, device, code_version(),

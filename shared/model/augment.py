@@ -1,9 +1,10 @@
 """Batch augmentation on tensors: random affine (rotation, scale, shift, mirror) applied identically to
-images and masks; optionally a lower resolution (Gaussian blur, or down- and up-sampling) for a random
-quarter of the batch, images only (the outline stays the truth); and intensity jitter: gamma and contrast
-always, and optionally a smooth multiplicative bias field and Gaussian noise (the coil shading, thicker
-slices, coarser matrices and noise of other scanners, which the figshare PNGs lack). Labels that depend on geometry (box, size, position) are derived again from the
-transformed mask by the caller, so they stay true."""
+images and masks; optionally lower-resolution views (Gaussian blur, or down- and up-sampling), each image
+with a chance of 1 in 4 for each, images only (the outline stays the truth); and intensity jitter: gamma
+and contrast always, and optionally a smooth multiplicative bias field and Gaussian noise (the coil
+shading, thicker slices, coarser matrices and noise of other scanners, which the figshare PNGs lack).
+Labels that depend on geometry (box, size, position) are derived again from the transformed mask by the
+caller, so they stay true."""
 
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ class Augmentation:
     contrast: float = 0.15
     bias_field: float = 0.0     # peak log-gain of a smooth field (0.3 = up to about x1.35 / x0.74)
     noise: float = 0.0          # largest Gaussian noise sd, in units of the [-1, 1] range
-    blur: float = 0.0           # largest Gaussian blur sd (pixels) for a random quarter of the batch; 0 = off
-    low_res: float = 0.0        # smallest resolution factor a random quarter of the batch is shown at; 0 = off
+    blur: float = 0.0           # largest Gaussian blur sd (pixels), drawn per image from [0, blur]; 0 = off
+    low_res: float = 0.0        # smallest down-and-up-sampling factor, drawn per image from [low_res, 1]; 0 = off
 
 
-RESOLUTION_SHARE = 0.25  # the share of a batch each resolution augmentation touches (nnU-Net's order of size)
+# Each image's chance of a blur, and independently of a lower resolution (so 1 in 16 gets both): nnU-Net
+# blurs 20 % and down-samples 25 % of its samples. Not recorded in the model card, like rotate_deg or
+# gamma: the card's code version fixes it.
+LOWER_RESOLUTION_CHANCE = 0.25
 
 
 def augment_batch(images: torch.Tensor, masks: torch.Tensor, aug: Augmentation,
@@ -51,30 +55,45 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, aug: Augmentation,
     # Outside the image is background: -1 after normalisation.
     moved = F.grid_sample(images + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
     moved_masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5)
-    return _intensity(_resolution(moved, aug, generator), aug, generator), moved_masks.float()
+    return _intensity(_lower_resolution(moved, aug, generator), aug, generator), moved_masks.float()
 
 
-def _resolution(images: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
-    """Blur and/or down-and-up-sample a random share of the batch (each its own strength), before noise is
+def _lower_resolution(images: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
+    """Blur and/or down-and-up-sample some images of the batch (each its own strength), before noise is
     added, as a scanner with a coarser matrix or thicker slices would."""
-    n = images.shape[0]
+    blurred, sds, coarse, factors = lower_resolution_draws(images.shape[0], aug, generator)
     if aug.blur:
-        chosen = torch.rand(n, generator=generator) < RESOLUTION_SHARE
-        sds = torch.rand(n, generator=generator) * aug.blur
-        images = torch.where(chosen[:, None, None, None], gaussian_blur(images, sds.clamp(min=1e-3)), images)
+        images = torch.where(blurred[:, None, None, None], gaussian_blur(images, sds), images)
     if aug.low_res:
-        chosen = torch.rand(n, generator=generator) < RESOLUTION_SHARE
-        factors = aug.low_res + (1 - aug.low_res) * torch.rand(n, generator=generator)
         images = images.clone()
-        for i in torch.nonzero(chosen).flatten().tolist():
+        for i in torch.nonzero(coarse).flatten().tolist():
             images[i] = down_and_up(images[i:i + 1], float(factors[i]))[0]
     return images
 
 
+def lower_resolution_draws(n: int, aug: Augmentation, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """(blurred, sds, coarse, factors) for n images: which are blurred and with what sd in [0, blur], which
+    are down-sampled and to what factor in [low_res, 1]. An option that is off draws no random numbers, so
+    training without it stays exactly as it was."""
+    blurred, sds = torch.zeros(n, dtype=torch.bool), torch.zeros(n)
+    coarse, factors = torch.zeros(n, dtype=torch.bool), torch.ones(n)
+    if aug.blur:
+        blurred = torch.rand(n, generator=generator) < LOWER_RESOLUTION_CHANCE
+        sds = torch.rand(n, generator=generator) * aug.blur
+    if aug.low_res:
+        coarse = torch.rand(n, generator=generator) < LOWER_RESOLUTION_CHANCE
+        factors = aug.low_res + (1 - aug.low_res) * torch.rand(n, generator=generator)
+    return blurred, sds, coarse, factors
+
+
 def gaussian_blur(images: torch.Tensor, sds: torch.Tensor) -> torch.Tensor:
-    """Each image of (N,1,H,W) blurred with its own sd (pixels): one separable kernel per image, edges
+    """Each image of (N,C,H,W) blurred with its own sd (pixels): one separable kernel per image, edges
     replicated so the background stays background."""
     n = images.shape[0]
+    if images.dim() != 4 or tuple(sds.shape) != (n,):
+        raise ValueError(f"gaussian blur: expected images (N, C, H, W) and N sds, found {tuple(images.shape)} "
+                         f"and {tuple(sds.shape)}")
+    sds = sds.clamp(min=1e-3)  # an sd of 0 (no blur) would make the kernel 0 / 0
     radius = max(1, math.ceil(3 * float(sds.max())))
     offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
     kernels = torch.exp(-0.5 * (offsets[None] / sds[:, None].to(images.dtype)) ** 2)
@@ -87,6 +106,8 @@ def gaussian_blur(images: torch.Tensor, sds: torch.Tensor) -> torch.Tensor:
 
 def down_and_up(image: torch.Tensor, factor: float) -> torch.Tensor:
     """(1,1,H,W) shrunk to `factor` of its side by area averaging, then bilinearly back to H x W."""
+    if not 0 < factor <= 1:
+        raise ValueError(f"down and up: expected a factor in (0, 1], found {factor}")
     height, width = image.shape[2:]
     small = F.interpolate(image, size=(max(2, round(height * factor)), max(2, round(width * factor))), mode="area")
     return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)

@@ -30,8 +30,8 @@ class TrainConfig:
     bias_field: float = 0.0         # smooth intensity shading in augmentation (peak log-gain); 0 = off
     noise: float = 0.0              # Gaussian noise in augmentation (largest sd); 0 = off
     scale: float = 0.15             # augmentation zoom range: 1 ± scale
-    blur: float = 0.0               # largest Gaussian blur sd (pixels) for a quarter of each batch; 0 = off
-    low_res: float = 0.0            # smallest down-and-up-sampling factor for a quarter of each batch; 0 = off
+    blur: float = 0.0               # largest Gaussian blur sd (pixels), 1 image in 4 blurred; 0 = off
+    low_res: float = 0.0            # smallest down-and-up-sampling factor, 1 image in 4 shown so; 0 = off
     negatives: float = 0.0          # share of each batch replaced by anatomy-free images (empty mask)
     healthy_mirrors: float = 0.0    # share of each batch made tumour-free by mirroring the healthy half
     reframe: float = 0.0            # share of each batch shown as a smaller field of view on a padded grid
@@ -65,9 +65,12 @@ class TrainConfig:
                              f"({', '.join(TUMOR_TYPES)}), found {list(self.mask_type_weights)}")
         if not 0 <= self.negatives < 0.5:
             raise ValueError(f"negatives: expected a share of the batch in [0, 0.5), found {self.negatives}")
-        if not (0 <= self.scale < 0.5 and 0 <= self.blur <= 3 and (self.low_res == 0 or 0.25 <= self.low_res < 1)):
-            raise ValueError(f"augmentation: expected scale in [0, 0.5), blur sd in [0, 3] px and low-res factor "
-                             f"0 (off) or in [0.25, 1); found {self.scale}, {self.blur}, {self.low_res}")
+        if not 0 <= self.scale < 0.5:
+            raise ValueError(f"scale: expected a zoom range in [0, 0.5) (1 ± scale), found {self.scale}")
+        if not 0 <= self.blur <= 3:
+            raise ValueError(f"blur: expected a largest sd in [0, 3] pixels (0 = off), found {self.blur}")
+        if not (self.low_res == 0 or 0.25 <= self.low_res < 1):
+            raise ValueError(f"low res: expected 0 (off) or a smallest factor in [0.25, 1), found {self.low_res}")
         if not 0 <= self.tumour_paste <= 0.5:
             raise ValueError(f"tumour paste: expected a share of the batch in [0, 0.5], found {self.tumour_paste}")
         if not 0 <= self.reframe <= 1:
