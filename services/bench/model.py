@@ -10,7 +10,8 @@ Each timing is the median of --repeats runs after two warm-up runs (volumes: --v
     architecture (random weights);
   * agreement: fp32 against bf16 outputs on one input, so a speed-up is not bought with a broken model.
 Every configuration runs in a fresh process; its peak memory is the peak RSS minus the RSS after imports.
-bf16 is the worker's setting: CPU autocast to bfloat16 with channels_last (channels_last_3d in 3D).
+bf16 is CPU autocast to bfloat16 with channels_last (channels_last_3d in 3D): the worker's arithmetic on a CPU
+that computes bf16 natively; elsewhere it runs fp32 (`machine.auto_precision`, shared/model/device.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import psutil
 import torch
 from tqdm import tqdm
 
+from shared.model.device import cpu_has_native_bf16, precision_name
 from shared.model.network import PisovNet
 from services.bench.host import machine
 from services.bench.model_measures import MEASURES
@@ -152,7 +154,9 @@ def _machine(results: dict) -> dict:
     threads = {r["threads"] for r in results.values() if "threads" in r}
     return machine() | {"torch": torch.__version__,
                         "threads": sorted(threads) if len(threads) > 1 else next(iter(threads), None),
-                        "bf16_cpu_flags": [f for f in flags if "bf16" in f or f.startswith("amx")]}
+                        "bf16_cpu_flags": [f for f in flags if "bf16" in f or f.startswith("amx")],
+                        "native_bf16": cpu_has_native_bf16(),
+                        "auto_precision": precision_name(torch.device("cpu"))}
 
 
 def _print_table(report: dict) -> None:

@@ -63,6 +63,7 @@ def build_context(settings: WorkerSettings) -> WorkerContext:
                               patient_key(settings), section.seg_destination)
     return WorkerContext(
         pipeline=pipeline, checkpoint=section.checkpoint or SHIPPED, device=section.device,
+        precision=section.precision,
         redis=redis.Redis.from_url(settings.broker.url, socket_timeout=10, socket_connect_timeout=10),
         store=open_server(settings.vector_store), max_deliveries=section.max_deliveries,
         # A count must outlive the gap between two deliveries: the visibility timeout plus a run.
@@ -79,6 +80,6 @@ def command(argv: list[str]) -> int:
     if settings.worker.concurrency == 1:  # solo pool: load the model before the first study arrives
         from services.worker.runtime import load_runtime
 
-        load_runtime(context.checkpoint, context.device)
+        load_runtime(context.checkpoint, context.device, context.precision)
     app.worker_main(argv=worker_argv(settings))
     return 0

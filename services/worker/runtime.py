@@ -1,5 +1,6 @@
 """The model of one worker process: loaded once (the first task, or at process start), kept for every
-task after. CUDA when available (or required by the settings), else the CPU with bf16."""
+task after. CUDA when available (or required by the settings), else the CPU; bf16 autocast where the
+hardware runs it natively, fp32 where it would be emulated (or as the settings force; shared/model/device.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import torch
 
 from shared.model import checkpoint
-from shared.model.device import pick_device
+from shared.model.device import pick_device, precision_name, reduced_precision
 from shared.model.network import PisovNet
 from shared.model.series_inference import MIN_FIELD_OF_VIEW_MM, ModelGrid, model_grid
 
@@ -23,6 +24,7 @@ class Runtime:
     model: PisovNet
     card: dict
     device: torch.device
+    bf16: bool | None = None      # autocast for the network; None: as the hardware suits (device.py)
 
     @property
     def model_version(self) -> str:
@@ -51,8 +53,8 @@ _loaded: dict[tuple[str, str], Runtime] = {}
 _lock = threading.Lock()
 
 
-def load_runtime(folder: Path, device_choice: str = "auto") -> Runtime:
-    key = (str(Path(folder).resolve()), device_choice)
+def load_runtime(folder: Path, device_choice: str = "auto", precision: str = "auto") -> Runtime:
+    key = (str(Path(folder).resolve()), device_choice, precision)
     with _lock:
         if key not in _loaded:
             device = pick_device(device_choice)
@@ -60,8 +62,10 @@ def load_runtime(folder: Path, device_choice: str = "auto") -> Runtime:
             # The weights stay as loaded (contiguous): the inputs are channels_last, exactly as in `tumorsearch
             # evaluate`; converting the weights too picks other bf16 kernels, and the embeddings then differ
             # from the offline ones in the third decimal (found by `bench system`).
-            _loaded[key] = Runtime(model, card, device)
-            log.info("model loaded", extra={"model_version": card["model_version"], "device": device.type})
+            bf16 = reduced_precision(device, precision)
+            _loaded[key] = Runtime(model, card, device, bf16)
+            log.info("model loaded", extra={"model_version": card["model_version"], "device": device.type,
+                                            "precision": precision_name(device, bf16)})
         return _loaded[key]
 
 

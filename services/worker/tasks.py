@@ -41,6 +41,7 @@ class WorkerContext:
     pipeline: PipelineConfig
     checkpoint: Path
     device: str
+    precision: str
     redis: redis.Redis
     store: VectorStore
     max_deliveries: int
@@ -75,7 +76,7 @@ def register_tasks(app: Celery, context: WorkerContext) -> None:
         except ValidationError as error:
             log.error("malformed region message dropped", extra={"errors": error.error_count()})
             return
-        runtime = load_runtime(context.checkpoint, context.device)
+        runtime = load_runtime(context.checkpoint, context.device, context.precision)
         reply = embed_region(region, runtime, context.pipeline.layout, context.pipeline.max_image_bytes)
         with context.redis.pipeline(transaction=True) as pipe:
             pipe.rpush(region.reply_to, reply.model_dump_json())
@@ -99,7 +100,7 @@ def run_once(task_id: str, ready: StudyReady, context: WorkerContext, statuses: 
     statuses.put(StudyStatus(study_instance_uid=ready.study_instance_uid, state="processing",
                              handover=ready.handover, updated_at=time.time()))
     try:
-        runtime = load_runtime(context.checkpoint, context.device)
+        runtime = load_runtime(context.checkpoint, context.device, context.precision)
         config = context.pipeline
         if previous is not None and previous.segmentation_sop_instance_uid:
             config = replace(config, already_sent_uid=previous.segmentation_sop_instance_uid)

@@ -171,6 +171,9 @@ class WorkerSection(Section):
     concurrency: int = Field(1, ge=1, le=64, description="Studies processed at once by one worker process "
                                                          "(one per GPU is the rule).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto`: CUDA when present, else CPU.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="Arithmetic of the network: `auto` = fp16 on CUDA, bf16 on a CPU that computes it "
+                            "natively (AVX-512 BF16 or AMX), else fp32 (emulated bf16 is about 6x slower).")
     max_deliveries: int = Field(3, ge=1, le=100, description="Deliveries of one task before it is rejected "
                                                              "as poison (a study that kills the worker).")
     checkpoint: Path | None = Field(None, description="Model checkpoint folder; empty = the one shipped in the "

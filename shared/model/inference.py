@@ -61,10 +61,11 @@ def tumour_probability(model: PisovNet, x: torch.Tensor, features: tuple[torch.T
 
 
 @torch.no_grad()
-def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: bool = True,
+def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: bool | None = None,
             rule: MaskRule | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(coarse maps in fp32, tumour probability (N, H, W)) of a batch of prepared 2D images: the network
-    under bf16 autocast, what follows in fp32. The one forward pass of evaluation and of the worker.
+    under autocast (`bf16` None: where this hardware runs it natively, device.py), what follows in fp32.
+    The one forward pass of evaluation and of the worker.
     With the rule's flip averaging (default: the model's rule) the probability is the mean of the image's
     and its mirror's (mirrored back); the coarse maps, and so the embeddings, are the image's own."""
     rule = rule or model.mask_rule
@@ -87,7 +88,7 @@ def tumour_probabilities(model: PisovNet, images: np.ndarray, device: torch.devi
 
 @torch.no_grad()
 def predict(model: PisovNet, images: np.ndarray, expert_boxes: np.ndarray | None, device: torch.device,
-            batch_size: int = 64, bf16: bool = True, rule: MaskRule | None = None) -> Predictions:
+            batch_size: int = 64, bf16: bool | None = None, rule: MaskRule | None = None) -> Predictions:
     """Masks and automatic boxes by `rule` (default: the model's own, from its card)."""
     model.eval()
     rule = rule or model.mask_rule

@@ -2,8 +2,9 @@
 in-plane to the model's spacing, then normalised), the per-slice tumour probabilities, and the per-slice
 coarse feature maps stacked into a volume so one RoiPool covers a tumour across slices.
 
-Same arithmetic as `shared.model.inference.predict` (bf16 autocast for the network, fp32 for RoiPool and
-the heads), so a one-slice study embeds to what `tumorsearch evaluate` computes offline for that image.
+Same arithmetic as `shared.model.inference.predict` (the network under autocast where the hardware runs
+bf16 natively, device.py; fp32 for RoiPool and the heads), so a one-slice study embeds to what
+`tumorsearch evaluate` computes offline for that image on the same machine.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def prepare_slices(volume: np.ndarray, grid: ModelGrid) -> np.ndarray:
 
 @torch.no_grad()
 def predict_series(model: PisovNet, prepared: np.ndarray, grid: ModelGrid, device: torch.device,
-                   batch_size: int = 16, bf16: bool = True) -> SeriesPrediction:
+                   batch_size: int = 16, bf16: bool | None = None) -> SeriesPrediction:
     model.eval()
     probabilities, coarse = [], []
     h, w = grid.shape

@@ -1,6 +1,6 @@
-"""The training loop: multitask loss, bf16 on CPU, cosine schedule, a checkpoint after every epoch,
-and resumption from the last one (same config required). Deterministic for a seed: the batch order
-and augmentation of epoch e depend only on (seed, e)."""
+"""The training loop: multitask loss, bf16 autocast where the CPU runs it natively (device.py), cosine
+schedule, a checkpoint after every epoch, and resumption from the last one (same config required).
+Deterministic for a seed: the batch order and augmentation of epoch e depend only on (seed, e)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from shared.model import checkpoint
 from shared.model.augment import Augmentation, augment_batch
 from shared.model.batch import boxes_from_masks, derived_batch_labels
 from shared.model.config import TrainConfig
-from shared.model.device import autocast, seed_everything
+from shared.model.device import autocast, precision_name, seed_everything
 from shared.model.embedding_memory import EmbeddingMemory
 from shared.model.figshare import Slices
 from shared.model.healthy_mirror import mirror_healthy_halves
@@ -119,7 +119,8 @@ def train(config: TrainConfig, data: Slices, out: Path, device: torch.device, co
         began = time.perf_counter()
         losses = _epoch(model, optimizer, scheduler, train_set, config, epoch, device, steps_per_epoch, progress,
                         average, memory)
-        card["history"].append({"epoch": epoch + 1, "seconds": round(time.perf_counter() - began, 1), **losses})
+        card["history"].append({"epoch": epoch + 1, "seconds": round(time.perf_counter() - began, 1),
+                                "precision": precision_name(device), **losses})
         card["epochs_done"], card["complete"] = epoch + 1, epoch + 1 == config.epochs
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1}
         if average:  # the card's weights are the average; training resumes from the live ones

@@ -105,7 +105,7 @@ def batch_loss(model: PisovNet, batch: dict) -> tuple[torch.Tensor, dict[str, fl
 
 def train3d(config: Train3DConfig, volumes: list[Volume], out: Path, code_version: str,
             on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Train on the volumes outside config.test_fold (CPU, bf16 autocast), writing `out` every epoch;
+    """Train on the volumes outside config.test_fold (CPU; bf16 autocast where native), writing `out` every epoch;
     resumes when `out` holds an unfinished run of the same configuration."""
     seed_everything(config.seed)
     train_set = [v for v in volumes if v.fold != config.test_fold]

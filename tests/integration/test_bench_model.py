@@ -42,6 +42,9 @@ def test_the_machine_and_the_load_are_recorded(report):
     machine = report["machine"]
     assert machine["cpu"] and machine["cores"] >= 1 and machine["torch"].startswith("2.")
     assert machine["threads"] == 1
+    # The precision the worker would pick here is stated beside the flags it was read from.
+    assert machine["native_bf16"] is bool({"avx512_bf16", "amx_bf16", "amx_tile"} & set(machine["bf16_cpu_flags"]))
+    assert machine["auto_precision"] == ("bf16" if machine["native_bf16"] else "fp32")
     assert len(report["load_average"]["start"]) == 3 and len(report["load_average"]["end"]) == 3
     assert all("load_average" in r for r in report["configs"].values())
 
