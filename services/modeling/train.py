@@ -136,7 +136,12 @@ def command(argv: list[str]) -> int:
     config = config_from_args(args)
     data = load_figshare(args.data or settings.figshare_dir, config.size, limit=args.limit)
     device = pick_device(settings.device)
-    card = train(config, data, args.out, device, code_version(),
-                 on_epoch=lambda h: print(f"epoch {h['epoch']}: loss {h['loss']:.4f} ({h['seconds']} s)", flush=True))
+    card = train(config, data, args.out, device, code_version(), on_epoch=_print_epoch)
     print(f"checkpoint {args.out} ({card['model_version']}), {card['epochs_done']} epochs")
     return 0
+
+
+def _print_epoch(history: dict) -> None:
+    # The precision says whether this CPU ran bf16 natively or fp32 (shared/model/device.py).
+    print(f"epoch {history['epoch']}: loss {history['loss']:.4f} ({history['seconds']} s, {history['precision']})",
+          flush=True)

@@ -8,6 +8,7 @@ import torch
 
 from shared.model import checkpoint
 from shared.model.config import TrainConfig
+from shared.model.device import precision_name
 from shared.model.evaluation import evaluate
 from shared.model.figshare import load_figshare
 from shared.model.training import train
@@ -29,6 +30,8 @@ def test_loss_falls_and_a_seed_repeats_the_run(tiny_data, tmp_path):
     losses = [h["loss"] for h in card["history"]]
     assert losses[-1] < losses[0] * 0.8, losses
     assert card["complete"] and card["model_version"].startswith("pisov2d-c16-")
+    # Each epoch says which arithmetic ran it: bf16 where this CPU has it natively, else fp32.
+    assert {h["precision"] for h in card["history"]} == {precision_name(torch.device("cpu"))}
 
     again = train(config, tiny_data, tmp_path / "b", torch.device("cpu"), "test", progress=False)
     assert [h["loss"] for h in again["history"]] == losses, "same seed, same data: the same run"
