@@ -52,7 +52,8 @@ def command(argv: list[str]) -> int:
         return 2
     params = {"repeats": args.repeats, "volume_repeats": args.volume_repeats, "batch": args.batch,
               "threads": args.threads, "slice_size": args.slice_size, "volume_shape": shape,
-              "source_spacing_mm": args.source_spacing, "spacing_3d_mm": args.spacing_3d}
+              "source_spacing_mm": args.source_spacing, "spacing_3d_mm": args.spacing_3d,
+              "config_timeout_s": args.config_timeout}
     load_start = os.getloadavg()
     results = {}
     with tqdm(configs, desc="bench model", unit="config", file=sys.stderr) as bar:
@@ -82,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--volume-shape", default="155x240x240", help="source volume DxHxW (default 155x240x240)")
     p.add_argument("--source-spacing", type=float, default=1.0, help="source volume spacing, mm (default 1)")
     p.add_argument("--spacing-3d", type=float, default=2.0, help="isotropic spacing of the 3D path, mm (default 2)")
+    p.add_argument("--config-timeout", type=float, default=900,
+                   help="seconds one configuration may take before it is stopped and reported as failed "
+                        "(default 900; bf16 on a CPU without native bf16 can take far longer)")
     p.add_argument("--json", help="write the figures to this file")
     return p
 
@@ -93,9 +97,14 @@ def _shape(text: str) -> list[int] | None:
 
 
 def _run_child(name: str, params: dict) -> dict:
-    """One configuration in a fresh interpreter: its peak RSS is its own, not the previous one's."""
-    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps({"config": name, **params})],
-                          stdout=subprocess.PIPE, text=True, check=False)
+    """One configuration in a fresh interpreter: its peak RSS is its own, not the previous one's. One that
+    outlasts the timeout is killed and reported, so a CPU that only emulates bf16 still gets a report."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps({"config": name, **params})],
+                              stdout=subprocess.PIPE, text=True, check=False, timeout=params["config_timeout_s"])
+    except subprocess.TimeoutExpired:
+        return {"error": f"expected to finish within --config-timeout {params['config_timeout_s']:g} s, "
+                         f"found it still running; stopped"}
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         return {"error": f"expected exit 0 and a JSON line, found exit {done.returncode} (traceback on stderr)"}

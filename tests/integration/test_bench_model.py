@@ -80,3 +80,15 @@ def test_unknown_configs_and_shapes_are_refused(capsys):
     assert "found 'slice_2d-fp16'" in capsys.readouterr().err
     assert command(["--volume-shape", "155x240"]) == 2
     assert "--volume-shape DxHxW" in capsys.readouterr().err
+
+
+def test_a_configuration_that_outlasts_its_timeout_is_stopped_and_reported(tmp_path):
+    # Emulated bf16 made one 3D configuration run for more than 12 minutes (docs/model-bench.md): the bench
+    # must stop it and still write the report, with the reason, and say by its exit code that it is incomplete.
+    # (Half a second is less than the child needs to import torch, so the stop is certain on any machine.)
+    out = tmp_path / "figures.json"
+    assert command([*SMALL, "--configs", "volume_3d-bf16", "--config-timeout", "0.5", "--json", str(out)]) == 1
+    figures = json.loads(out.read_text())
+    assert figures["failed_configs"] == {
+        "volume_3d-bf16": "expected to finish within --config-timeout 0.5 s, found it still running; stopped"}
+    assert figures["volume_3d_s"] == {} and figures["machine"]["cpu"]
