@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from services.modeling import figures
 from services.modeling.common import code_version
 from shared.model import checkpoint
+from shared.model.device import precision_name
 from shared.model.evaluation import expert_boxes, task_labels
 from shared.model.inference import predict
 from shared.model.retrieval import map_and_p10, rankings
@@ -54,7 +56,14 @@ def _cv_summary(results: list[dict]) -> str:
     return "| **mean ± sd** | | " + " | ".join(cells) + " |"
 
 
-def _provenance(args, results: dict) -> str:
+def _where(device: torch.device) -> str:
+    """The machine the report is written on, and the network's arithmetic there (device.py)."""
+    if device.type != "cpu":
+        return f"{device.type} ({precision_name(device)} autocast)"
+    return f"a {os.cpu_count()}-core CPU without GPU (the network in {precision_name(device)})"
+
+
+def _provenance(args, results: dict, device: torch.device) -> str:
     """Who made the tables: the command, the code, the machine, the recipe, its length and its mask rule."""
     done = [r for r in results.values() if r]
     rules = {json.dumps(r.get("mask_rule"), sort_keys=True) for r in done}
@@ -65,7 +74,7 @@ def _provenance(args, results: dict) -> str:
               f"fewer than the recipe checkpoint ({args.recipe_epochs}): these tables compare "
               "configurations with one another; the shipped model's own figures are in docs/model.md")
     return (f"Produced by `tumorsearch validate --epochs {args.epochs} --groups {args.groups} --work {args.work} "
-            f"--out {args.out}` (code {code_version()}) on a 2-core CPU without GPU (bf16 autocast). Every run "
+            f"--out {args.out}` (code {code_version()}) on {_where(device)}. Every run "
             f"uses the training recipe of `{recipe}` except what its table varies, and trains for "
             f"**{args.epochs} epochs**, {length}. Masks (Dice, automatic boxes) follow the recipe's mask rule: "
             f"{rule}.")
@@ -107,7 +116,7 @@ def _expansion_table(rows: list[tuple[str, dict]]) -> list[str]:
 def write_report(runs, results: dict, args, data, device: torch.device) -> None:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["# Validation of the multitask model", "", _provenance(args, results), ""]
+    lines = ["# Validation of the multitask model", "", _provenance(args, results, device), ""]
     for group in ("cv", "sizes", "tasks", "recipe"):
         rows = [(r.label, results[r.name]) for r in runs if r.group == group and results.get(r.name)]
         missing = [r.label for r in runs if r.group == group and not results.get(r.name)]

@@ -104,7 +104,8 @@ def train_and_evaluate(run, data, work: Path, device: torch.device, recipe: Reci
     source = recipe.folder if recipe.is_trained_by(run.config) else folder
     if source == folder:
         train(run.config, data, folder, device, code_version(),
-              on_epoch=lambda h: print(f"   epoch {h['epoch']}: loss {h['loss']:.4f} ({h['seconds']} s)", flush=True))
+              on_epoch=lambda h: print(f"   epoch {h['epoch']}: loss {h['loss']:.4f} ({h['seconds']} s, {h['precision']})",
+                                       flush=True))
     model, card = checkpoint.load(source, device)
     # The rule is part of the recipe: every run is judged by the mask rule the recipe ships with.
     model.mask_rule = recipe.mask_rule

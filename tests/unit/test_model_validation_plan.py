@@ -4,13 +4,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from services.modeling import validate
 from services.modeling.experiments import unique_runs, validation_runs
-from services.modeling.report import _dice_by_type, _expansion_table
+from services.modeling.report import _dice_by_type, _expansion_table, _where
 from services.modeling.validate import Recipe
 from shared.model import checkpoint
 from shared.model.config import TrainConfig
+from shared.model.device import precision_name
 from shared.model.mask_rule import MaskRule
 from shared.model.network import PisovNet
 from shared.model.robustness import distort_boxes
@@ -97,6 +99,12 @@ def test_report_says_which_rule_judged_the_runs_and_gives_dice_by_type():
     table = _dice_by_type(rows)
     assert table[2] == "| run | glioma | pituitary | automatic box found |"
     assert table[4] == "| test fold 1 | 0.5000 | 0.8000 | 97.0% |" and table[5] == "| test fold 2 | — | — | — |"
+
+
+def test_report_names_the_arithmetic_the_network_ran_in_here():
+    # Not "bf16" on every CPU: one without native bf16 runs fp32 (shared/model/device.py).
+    where = _where(torch.device("cpu"))
+    assert where.endswith(f"CPU without GPU (the network in {precision_name(torch.device('cpu'))})"), where
 
 
 def test_the_expansion_table_gives_each_fold_and_the_mean_of_those_evaluated_with_it():
