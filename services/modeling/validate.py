@@ -103,9 +103,7 @@ def train_and_evaluate(run, data, work: Path, device: torch.device, recipe: Reci
     print(f"== {run.name}: {run.label} ({run.config.epochs} epochs, test fold {run.config.test_fold})", flush=True)
     source = recipe.folder if recipe.is_trained_by(run.config) else folder
     if source == folder:
-        train(run.config, data, folder, device, code_version(),
-              on_epoch=lambda h: print(f"   epoch {h['epoch']}: loss {h['loss']:.4f} ({h['seconds']} s, {h['precision']})",
-                                       flush=True))
+        train(run.config, data, folder, device, code_version(), on_epoch=_print_epoch)
     model, card = checkpoint.load(source, device)
     # The rule is part of the recipe: every run is judged by the mask rule the recipe ships with.
     model.mask_rule = recipe.mask_rule
@@ -120,3 +118,8 @@ def train_and_evaluate(run, data, work: Path, device: torch.device, recipe: Reci
 
 def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _print_epoch(history: dict) -> None:
+    print(f"   epoch {history['epoch']}: loss {history['loss']:.4f} ({history['seconds']} s, {history['precision']})",
+          flush=True)
