@@ -49,7 +49,7 @@ class Runtime:
         return tuple(self.card["tasks"]["type"])
 
 
-_loaded: dict[tuple[str, str], Runtime] = {}
+_loaded: dict[tuple[str, str, str], Runtime] = {}   # (folder, device choice, precision)
 _lock = threading.Lock()
 
 
