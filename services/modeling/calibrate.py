@@ -57,7 +57,7 @@ def command(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "calibrate")
     device = pick_device(settings.device)
-    model, card = checkpoint.load(args.checkpoint, device)
+    model, card = checkpoint.load(args.checkpoint, device, settings.precision)
     target = json.loads((args.apply_to / checkpoint.CARD).read_text()) if args.apply_to else None
     try:
         check_independence(card, args.fold, target or {"test_fold": None})
@@ -68,7 +68,7 @@ def command(argv: list[str]) -> int:
     data = load_figshare(args.data or settings.figshare_dir, card["architecture"]["input_size"])
     rows = score_rules(model, data, args.fold, card["train_folds"], device, rules)
     if args.volumes:  # the cost on tumour-free slices belongs to the model that will use the rule
-        scorer = checkpoint.load(args.apply_to, device)[0] if args.apply_to else model
+        scorer = checkpoint.load(args.apply_to, device, settings.precision)[0] if args.apply_to else model
         checks = [load_check_volume(image, mask, card["architecture"]["spacing_mm"], scorer.input_multiple)
                   for image, mask in volume_pairs(args.volumes, settings.root)]
         for row, extra in zip(rows, score_volumes(scorer, checks, rules, device)):

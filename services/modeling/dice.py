@@ -56,7 +56,7 @@ def command(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "dice")
     device = pick_device(settings.device)
-    loaded = [checkpoint.load(path, device) for path in args.checkpoint]
+    loaded = [checkpoint.load(path, device, settings.precision) for path in args.checkpoint]
     sizes = {card["architecture"]["input_size"] for _, card in loaded}
     if len(sizes) != 1:
         print(f"tumorsearch dice: expected checkpoints of one input size, found {sorted(sizes)}")

@@ -29,7 +29,7 @@ def command(argv: list[str]) -> int:
     args = p.parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "evaluate")
     device = pick_device(settings.device)
-    model, card = checkpoint.load(args.checkpoint, device)
+    model, card = checkpoint.load(args.checkpoint, device, settings.precision)
     if args.mask_rule == "plain":
         model.mask_rule = MaskRule()
     fold = args.test_fold or card["test_fold"]

@@ -36,7 +36,7 @@ def command(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "expansion")
     device = pick_device(settings.device)
-    model, card = checkpoint.load(args.checkpoint, device)
+    model, card = checkpoint.load(args.checkpoint, device, settings.precision)
     if args.fold in card["train_folds"]:
         print(f"tumorsearch expansion: expected a fold the checkpoint never saw, found fold {args.fold} among "
               f"its training folds {card['train_folds']}")

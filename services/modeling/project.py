@@ -29,7 +29,7 @@ def command(argv: list[str]) -> int:
     args = p.parse_args(argv)
     settings = settings_or_exit(ModelSettings, os.environ, "project")
     device = pick_device(settings.device)
-    model, card = checkpoint.load(args.checkpoint, device)
+    model, card = checkpoint.load(args.checkpoint, device, settings.precision)
     if model.projection is not None:
         print(f"tumorsearch project: expected a checkpoint without projection, found one in {args.checkpoint}")
         return 2

@@ -13,7 +13,7 @@ import torch
 from services.modeling import figures
 from services.modeling.common import code_version
 from shared.model import checkpoint
-from shared.model.device import precision_name
+from shared.model.device import precision_name, reduced_precision
 from shared.model.evaluation import expert_boxes, task_labels
 from shared.model.inference import predict
 from shared.model.retrieval import map_and_p10, rankings
@@ -56,11 +56,12 @@ def _cv_summary(results: list[dict]) -> str:
     return "| **mean ± sd** | | " + " | ".join(cells) + " |"
 
 
-def _where(device: torch.device) -> str:
+def _where(device: torch.device, precision: str = "auto") -> str:
     """The machine the report is written on, and the network's arithmetic there (device.py)."""
+    arithmetic = precision_name(device, reduced_precision(device, precision))
     if device.type != "cpu":
-        return f"{device.type} ({precision_name(device)} autocast)"
-    return f"a {os.cpu_count()}-core CPU without GPU (the network in {precision_name(device)})"
+        return f"{device.type} (the network in {arithmetic})"
+    return f"a {os.cpu_count()}-core CPU without GPU (the network in {arithmetic})"
 
 
 def _provenance(args, results: dict, device: torch.device) -> str:
@@ -74,7 +75,7 @@ def _provenance(args, results: dict, device: torch.device) -> str:
               f"fewer than the recipe checkpoint ({args.recipe_epochs}): these tables compare "
               "configurations with one another; the shipped model's own figures are in docs/model.md")
     return (f"Produced by `tumorsearch validate --epochs {args.epochs} --groups {args.groups} --work {args.work} "
-            f"--out {args.out}` (code {code_version()}) on {_where(device)}. Every run "
+            f"--out {args.out}` (code {code_version()}) on {_where(device, args.precision)}. Every run "
             f"uses the training recipe of `{recipe}` except what its table varies, and trains for "
             f"**{args.epochs} epochs**, {length}. Masks (Dice, automatic boxes) follow the recipe's mask rule: "
             f"{rule}.")
@@ -129,14 +130,14 @@ def write_report(runs, results: dict, args, data, device: torch.device) -> None:
         if missing:
             lines += ["", f"Not run (yet): {', '.join(missing)}."]
         lines.append("")
-    lines += checkpoint_figures(args.checkpoint or checkpoint.SHIPPED, data, out, device)
+    lines += checkpoint_figures(args.checkpoint or checkpoint.SHIPPED, data, out, device, args.precision)
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 
-def checkpoint_figures(folder: Path, data, out: Path, device: torch.device) -> list[str]:
+def checkpoint_figures(folder: Path, data, out: Path, device: torch.device, precision: str = "auto") -> list[str]:
     if not (folder / checkpoint.CARD).is_file():
         return [f"Figures from a checkpoint: none ({folder} holds no checkpoint)."]
-    model, card = checkpoint.load(folder, device)
+    model, card = checkpoint.load(folder, device, precision)
     test, base = data.folds_in([5]), data.select(data.folds != 5)
     q_boxes, d_boxes = expert_boxes(test.masks), expert_boxes(base.masks)
     pred_d = predict(model, base.images, d_boxes, device)

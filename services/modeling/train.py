@@ -136,7 +136,8 @@ def command(argv: list[str]) -> int:
     config = config_from_args(args)
     data = load_figshare(args.data or settings.figshare_dir, config.size, limit=args.limit)
     device = pick_device(settings.device)
-    card = train(config, data, args.out, device, code_version(), on_epoch=_print_epoch)
+    card = train(config, data, args.out, device, code_version(), on_epoch=_print_epoch,
+                 precision=settings.precision)
     print(f"checkpoint {args.out} ({card['model_version']}), {card['epochs_done']} epochs")
     return 0
 

@@ -60,13 +60,13 @@ def command(argv: list[str]) -> int:
     args.recipe_epochs = recipe.config.epochs
     args.epochs = args.epochs or recipe.config.epochs
     runs = [r for r in validation_runs(args.epochs, recipe.config) if r.group in groups]
-    device = pick_device(settings.device)
+    device, args.precision = pick_device(settings.device), settings.precision
     data = load_figshare(settings.figshare_dir, runs[0].config.size if runs else 128)
     if not args.report_only:
         trained = [run for name, run in unique_runs(runs).items() if name == run.name]
         trained.sort(key=lambda run: PRIORITY.index(run.name) if run.name in PRIORITY else len(PRIORITY))
         for run in trained:
-            train_and_evaluate(run, data, args.work, device, recipe)
+            train_and_evaluate(run, data, args.work, device, recipe, args.precision)
     results = {r.name: _read(args.work / unique_runs(runs)[r.name].name / "eval.json") for r in runs}
     write_report(runs, results, args, data, device)
     return 0
@@ -95,7 +95,7 @@ class Recipe:
         return self.trained.same_run(config)
 
 
-def train_and_evaluate(run, data, work: Path, device: torch.device, recipe: Recipe) -> None:
+def train_and_evaluate(run, data, work: Path, device: torch.device, recipe: Recipe, precision: str = "auto") -> None:
     folder = work / run.name
     result_path = folder / "eval.json"
     if result_path.is_file():
@@ -103,8 +103,8 @@ def train_and_evaluate(run, data, work: Path, device: torch.device, recipe: Reci
     print(f"== {run.name}: {run.label} ({run.config.epochs} epochs, test fold {run.config.test_fold})", flush=True)
     source = recipe.folder if recipe.is_trained_by(run.config) else folder
     if source == folder:
-        train(run.config, data, folder, device, code_version(), on_epoch=_print_epoch)
-    model, card = checkpoint.load(source, device)
+        train(run.config, data, folder, device, code_version(), on_epoch=_print_epoch, precision=precision)
+    model, card = checkpoint.load(source, device, precision)
     # The rule is part of the recipe: every run is judged by the mask rule the recipe ships with.
     model.mask_rule = recipe.mask_rule
     result = evaluate(model, data, run.config.test_fold, device)

@@ -62,7 +62,7 @@ def predict_volume(model: PisovNet, prepared: np.ndarray, grid: Grid3D, device: 
     """(tumour probability on the model grid, coarse map (1, C, ...) in fp32); `bf16` as in device.autocast."""
     model.eval()
     x = torch.from_numpy(prepared)[None, None].to(device)
-    with autocast(device, enabled=bf16):
+    with autocast(device, enabled=model.bf16 if bf16 is None else bf16):
         features = model.features(x)
         probability = tumour_probability(model, x, features, model.mask_rule.flip_average)
     d, h, w = grid.shape

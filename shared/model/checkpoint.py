@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from shared.model.config import TrainConfig
+from shared.model.device import reduced_precision
 from shared.model.figshare import SOURCE_SIZE, SOURCE_SPACING_MM
 from shared.model.mask_rule import MaskRule
 from shared.model.network import STRIDE, PisovNet
@@ -79,7 +80,9 @@ def model_version(card: dict, weights: Path) -> str:
     return f"pisov2d-c{card['architecture']['channels']}-{digest}"
 
 
-def load(folder: Path, device: torch.device | str = "cpu") -> tuple[PisovNet, dict]:
+def load(folder: Path, device: torch.device | str = "cpu", precision: str = "auto") -> tuple[PisovNet, dict]:
+    """The network and its card; `precision` bf16 / fp32 forces the network's arithmetic in inference
+    (`model.bf16`), auto leaves it to the hardware (device.py)."""
     folder = Path(folder)
     if not (folder / CARD).is_file() or not (folder / WEIGHTS).is_file():
         raise FileNotFoundError(f"checkpoint: expected {CARD} and {WEIGHTS} in {folder}, found "
@@ -88,6 +91,7 @@ def load(folder: Path, device: torch.device | str = "cpu") -> tuple[PisovNet, di
     model = build_model(TrainConfig.from_json(card["config"]))
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
     model.mask_rule = MaskRule.from_card(card)
+    model.bf16 = None if precision == "auto" else reduced_precision(torch.device(device), precision)
     return model.to(device).eval(), card
 
 # The checkpoint shipped in the repository (trained on folds 1-4; fold 5 is its test fold).

@@ -64,13 +64,14 @@ def tumour_probability(model: PisovNet, x: torch.Tensor, features: tuple[torch.T
 def forward(model: PisovNet, images: np.ndarray, device: torch.device, bf16: bool | None = None,
             rule: MaskRule | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(coarse maps in fp32, tumour probability (N, H, W)) of a batch of prepared 2D images: the network
-    under autocast (`bf16` None: where this hardware runs it natively, device.py), what follows in fp32.
+    under autocast (`bf16` None: the model's own setting, else as this hardware suits; device.py), what
+    follows in fp32.
     The one forward pass of evaluation and of the worker.
     With the rule's flip averaging (default: the model's rule) the probability is the mean of the image's
     and its mirror's (mirrored back); the coarse maps, and so the embeddings, are the image's own."""
     rule = rule or model.mask_rule
     x = torch.from_numpy(images)[:, None].to(device).contiguous(memory_format=torch.channels_last)
-    with autocast(device, enabled=bf16):
+    with autocast(device, enabled=model.bf16 if bf16 is None else bf16):
         both = model.features(x)
         probability = tumour_probability(model, x, both, rule.flip_average)
     return both[0].float(), probability[:, 0]

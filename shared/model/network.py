@@ -224,6 +224,9 @@ class PisovNet(nn.Module):
         self.heads = nn.ModuleDict({f"task_{name}": nn.Linear(channels, n) for name, n in (tasks or {}).items()})
         # How probabilities become a mask; checkpoint.load sets the rule stored in the card.
         self.mask_rule = MaskRule()
+        # Autocast for the network (device.autocast): None = as this hardware suits; checkpoint.load and
+        # training set it when a precision is forced.
+        self.bf16: bool | None = None
 
     @property
     def input_multiple(self) -> int:

@@ -17,7 +17,7 @@ from shared.model import checkpoint
 from shared.model.augment import Augmentation, augment_batch
 from shared.model.batch import boxes_from_masks, derived_batch_labels
 from shared.model.config import TrainConfig
-from shared.model.device import autocast, precision_name, seed_everything
+from shared.model.device import autocast, precision_name, reduced_precision, seed_everything
 from shared.model.embedding_memory import EmbeddingMemory
 from shared.model.figshare import Slices
 from shared.model.healthy_mirror import mirror_healthy_halves
@@ -101,11 +101,13 @@ def batch_loss(model, batch: dict, config: TrainConfig,
 
 
 def train(config: TrainConfig, data: Slices, out: Path, device: torch.device, code_version: str,
-          progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Train on config.folds of `data`, writing the checkpoint folder `out` after every epoch."""
+          progress: bool = True, on_epoch: Callable[[dict], None] | None = None, precision: str = "auto") -> dict:
+    """Train on config.folds of `data`, writing the checkpoint folder `out` after every epoch; `precision`
+    as device.reduced_precision takes it."""
     seed_everything(config.seed)
     train_set = data.folds_in(config.folds)
     model = checkpoint.build_model(config).to(device).to(memory_format=torch.channels_last)
+    model.bf16 = reduced_precision(device, precision)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = len(train_set) // config.batch_size
     total = steps_per_epoch * config.epochs
@@ -120,7 +122,7 @@ def train(config: TrainConfig, data: Slices, out: Path, device: torch.device, co
         losses = _epoch(model, optimizer, scheduler, train_set, config, epoch, device, steps_per_epoch, progress,
                         average, memory)
         card["history"].append({"epoch": epoch + 1, "seconds": round(time.perf_counter() - began, 1),
-                                "precision": precision_name(device), **losses})
+                                "precision": precision_name(device, model.bf16), **losses})
         card["epochs_done"], card["complete"] = epoch + 1, epoch + 1 == config.epochs
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1}
         if average:  # the card's weights are the average; training resumes from the live ones
@@ -145,7 +147,7 @@ def _epoch(model, optimizer, scheduler, data: Slices, config: TrainConfig, epoch
     for index in bar:
         batch = make_batch(data, index, config, generator)
         batch = {k: _to(v, device) for k, v in batch.items()}
-        with autocast(device):
+        with autocast(device, enabled=model.bf16):
             loss, parts = batch_loss(model, batch, config, memory)
         optimisation_step(loss, parts, optimizer, scheduler, sums)
         if average:

@@ -3,6 +3,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,3 +54,23 @@ def test_autocast_runs_the_network_in_the_precision_asked(enabled):
         out = conv(torch.randn(1, 1, 8, 8))
     wanted = reduced_precision(CPU) if enabled is None else enabled
     assert out.dtype == (torch.bfloat16 if wanted else torch.float32)
+
+
+def test_a_checkpoint_loaded_with_a_forced_precision_runs_in_it():
+    # TUMORSEARCH_PRECISION reaches the model commands this way: checkpoint.load sets model.bf16, and the
+    # one forward pass of evaluation takes it unless told otherwise.
+    from shared.model import checkpoint
+    from shared.model.inference import forward
+
+    image = np.random.default_rng(0).standard_normal((1, 64, 64)).astype(np.float32)
+    outputs = {}
+    for precision in ("fp32", "bf16", "auto"):
+        model, _ = checkpoint.load(checkpoint.SHIPPED, CPU, precision)
+        assert model.bf16 is {"fp32": False, "bf16": True, "auto": None}[precision]
+        outputs[precision] = forward(model, image, CPU)[1]
+    assert torch.equal(outputs["fp32"], forward(model, image, CPU, bf16=False)[1])
+    assert torch.equal(outputs["bf16"], forward(model, image, CPU, bf16=True)[1])
+    assert not torch.equal(outputs["fp32"], outputs["bf16"])
+    assert torch.equal(outputs["auto"], outputs["bf16" if cpu_has_native_bf16() else "fp32"])
+    with pytest.raises(ValueError, match="expected one of auto, bf16, fp32"):
+        checkpoint.load(checkpoint.SHIPPED, CPU, "half")

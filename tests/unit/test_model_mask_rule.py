@@ -104,6 +104,7 @@ class _RampNet(torch.nn.Module):
     """A stand-in whose mask logit grows left to right across the volume's width: mirroring matters."""
 
     mask_rule = MaskRule()
+    bf16 = None   # as the hardware suits, like a loaded PisovNet
 
     def features(self, x):
         return (x * 2,)

@@ -78,17 +78,18 @@ def test_the_recipe_checkpoint_is_evaluated_with_its_rule_not_trained_again(tmp_
     run = next(r for r in validation_runs(50, recipe.config) if r.name == "cv-fold5")
     loaded, judged = [], []
 
-    def load(source, device):
-        loaded.append(source)
+    def load(source, device, precision="auto"):
+        loaded.append((source, precision))
         return PisovNet(channels=8), json.loads((source / checkpoint.CARD).read_text())
 
     monkeypatch.setattr(validate, "train", lambda *a, **k: pytest.fail("the recipe run was trained again"))
     monkeypatch.setattr(validate.checkpoint, "load", load)
     monkeypatch.setattr(validate, "evaluate", lambda model, *a: judged.append(model.mask_rule) or
                         {"map_expert_box": 0.9, "map_auto_box": 0.8, "dice": 0.7})
-    validate.train_and_evaluate(run, data=None, work=tmp_path / "work", device="cpu", recipe=recipe)
+    validate.train_and_evaluate(run, data=None, work=tmp_path / "work", device="cpu", recipe=recipe,
+                                precision="fp32")
     result = json.loads((tmp_path / "work" / "cv-fold5" / "eval.json").read_text())
-    assert loaded == [folder] and judged == [MaskRule(0.2, True)]
+    assert loaded == [(folder, "fp32")] and judged == [MaskRule(0.2, True)]
     assert result["model_version"] == "pisov2d-test" and result["epochs"] == 50
     assert result["mask_rule"] == {"threshold": 0.2, "flip_average": True}
 
@@ -105,6 +106,8 @@ def test_report_names_the_arithmetic_the_network_ran_in_here():
     # Not "bf16" on every CPU: one without native bf16 runs fp32 (shared/model/device.py).
     where = _where(torch.device("cpu"))
     assert where.endswith(f"CPU without GPU (the network in {precision_name(torch.device('cpu'))})"), where
+    assert _where(torch.device("cpu"), "fp32").endswith("(the network in fp32)")
+    assert _where(torch.device("cpu"), "bf16").endswith("(the network in bf16)")
 
 
 def test_the_expansion_table_gives_each_fold_and_the_mean_of_those_evaluated_with_it():
