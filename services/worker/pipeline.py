@@ -126,12 +126,10 @@ def _run_model(runtime: Runtime, volume: Volume, config: PipelineConfig):  # noq
     a 3D one on the volume."""
     if runtime.dims == 3:
         prepared, grid3 = prepare_volume(volume, runtime.spacing_mm, runtime.model.input_multiple)
-        tumours = find_tumours_3d(runtime.model, volume, prepared, grid3, runtime.device, config.limits,
-                                  runtime.bf16)
+        tumours = find_tumours_3d(runtime.model, volume, prepared, grid3, runtime.device, config.limits)
         return tumours, lambda: source_labels_3d(tumours, grid3, volume.pixels.shape)
     grid = runtime.slice_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2])
-    prediction = predict_series(runtime.model, prepare_slices(volume.pixels, grid), grid, runtime.device,
-                                bf16=runtime.bf16)
+    prediction = predict_series(runtime.model, prepare_slices(volume.pixels, grid), grid, runtime.device)
     tumours = find_tumours(runtime.model, volume, prediction, config.limits)
     return tumours, lambda: source_labels(tumours, prediction, volume.pixels.shape)
 

@@ -30,8 +30,7 @@ def embed_region(message: EmbedRegion, runtime: Runtime, layout: StudyLayout, ma
         return RegionEmbedding(error=str(error))
     k0, r0, c0, k1, r1, c1 = box
     grid = runtime.slice_grid(volume.pixels.shape[1], volume.pixels.shape[2], volume.spacing_mm[:2])
-    prediction = predict_series(runtime.model, prepare_slices(volume.pixels[k0:k1], grid), grid, runtime.device,
-                                bf16=runtime.bf16)
+    prediction = predict_series(runtime.model, prepare_slices(volume.pixels[k0:k1], grid), grid, runtime.device)
     sy, sx = grid.scale
     model_box = (0, int(r0 // sy), int(c0 // sx), k1 - k0,
                  max(int(r0 // sy) + 1, math.ceil(r1 / sy)), max(int(c0 // sx) + 1, math.ceil(c1 / sx)))

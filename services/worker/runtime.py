@@ -24,7 +24,11 @@ class Runtime:
     model: PisovNet
     card: dict
     device: torch.device
-    bf16: bool | None = None      # autocast for the network; None: as the hardware suits (device.py)
+
+    @property
+    def bf16(self) -> bool | None:
+        """Autocast for the network, as load_runtime set it on the model (inference reads it there)."""
+        return self.model.bf16
 
     @property
     def model_version(self) -> str:
@@ -62,10 +66,10 @@ def load_runtime(folder: Path, device_choice: str = "auto", precision: str = "au
             # The weights stay as loaded (contiguous): the inputs are channels_last, exactly as in `tumorsearch
             # evaluate`; converting the weights too picks other bf16 kernels, and the embeddings then differ
             # from the offline ones in the third decimal (found by `bench system`).
-            bf16 = reduced_precision(device, precision)
-            _loaded[key] = Runtime(model, card, device, bf16)
+            model.bf16 = reduced_precision(device, precision)  # every forward pass of the worker reads it
+            _loaded[key] = Runtime(model, card, device)
             log.info("model loaded", extra={"model_version": card["model_version"], "device": device.type,
-                                            "precision": precision_name(device, bf16)})
+                                            "precision": precision_name(device, model.bf16)})
         return _loaded[key]
 
 

@@ -57,12 +57,13 @@ def prepare_volume(volume: Volume, spacing_mm: float, multiple: int = STRIDE) ->
 
 
 @torch.no_grad()
-def predict_volume(model: PisovNet, prepared: np.ndarray, grid: Grid3D, device: torch.device,
-                   bf16: bool | None = None) -> tuple[np.ndarray, torch.Tensor]:
-    """(tumour probability on the model grid, coarse map (1, C, ...) in fp32); `bf16` as in device.autocast."""
+def predict_volume(model: PisovNet, prepared: np.ndarray, grid: Grid3D, device: torch.device
+                   ) -> tuple[np.ndarray, torch.Tensor]:
+    """(tumour probability on the model grid, coarse map (1, C, ...) in fp32); the network in the model's
+    precision (`model.bf16`, device.autocast)."""
     model.eval()
     x = torch.from_numpy(prepared)[None, None].to(device)
-    with autocast(device, enabled=model.bf16 if bf16 is None else bf16):
+    with autocast(device, enabled=model.bf16):
         features = model.features(x)
         probability = tumour_probability(model, x, features, model.mask_rule.flip_average)
     d, h, w = grid.shape
@@ -70,8 +71,8 @@ def predict_volume(model: PisovNet, prepared: np.ndarray, grid: Grid3D, device: 
 
 
 def find_tumours_3d(model: PisovNet, volume: Volume, prepared: np.ndarray, grid: Grid3D, device: torch.device,
-                    limits: SizeLimits, bf16: bool | None = None) -> list[Tumour]:
-    probability, coarse = predict_volume(model, prepared, grid, device, bf16)
+                    limits: SizeLimits) -> list[Tumour]:
+    probability, coarse = predict_volume(model, prepared, grid, device)
     mask = probability > model.mask_rule.threshold
     labels, count = ndimage.label(mask)
     if count == 0:
